@@ -1,0 +1,165 @@
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { storageError } from '../base/errors.js';
+
+/**
+ * The LMDB catalog: one environment per data dir (`<dir>/catalog`), holding
+ *  - segments:  [topic, partition, base_offset] -> SegmentRecord
+ *  - oindex:    [topic, partition, batch_base_offset] -> [segment_base, position]   (sparse offset index)
+ *  - tindex:    [topic, partition, running_max_ts] -> [batch_base_offset, segment_base, position] (sparse time index)
+ *  - groups:    [group, topic, partition] -> GroupOffset
+ *  - meta:      string -> any
+ *
+ * Everything here except `groups` and `meta` can be rebuilt from the segment files
+ * (principle: segments are the source of truth). Reads are synchronous (memory-mapped);
+ * writes are asynchronous and batched by lmdb-js into few transactions.
+ */
+
+export interface SegmentRecord {
+  size_bytes: number;
+  next_offset: number;
+  max_timestamp_ms: number;
+  first_append_ms: number;
+  sealed: boolean;
+  /** Active segment only: bytes known durable (fsynced). Faults before this are corruption, after it a torn tail. */
+  durable_bytes: number;
+  /** Set by a clean close: the file is exactly size_bytes and fully indexed, so open need not rescan it. */
+  clean: boolean;
+}
+
+export interface GroupOffset {
+  offset: number;
+  metadata: string;
+  committed_ms: number;
+}
+
+export type PartitionKey = readonly [topic: string, partition: number];
+
+const CATALOG_VERSION = 1;
+const TS_MIN = -(2 ** 53);
+const TS_MAX = 2 ** 53;
+
+export class Catalog {
+  private constructor(
+    private readonly env: RootDatabase,
+    readonly segments: Database<SegmentRecord, (string | number)[]>,
+    readonly oindex: Database<[number, number], (string | number)[]>,
+    readonly tindex: Database<[number, number, number], (string | number)[]>,
+    readonly groups: Database<GroupOffset, (string | number)[]>,
+    readonly meta: Database<unknown, string>,
+    /** True when the environment was created by this open (nothing to trust, rebuild from segments). */
+    readonly fresh: boolean,
+  ) {}
+
+  static open(path: string): Catalog {
+    try {
+      const env = open({ path, maxDbs: 8, compression: false, mapSize: 2 ** 34 });
+      const meta = env.openDB<unknown, string>({ name: 'meta' });
+      const fresh = meta.get('version') === undefined;
+      if (fresh) meta.putSync('version', CATALOG_VERSION);
+      return new Catalog(
+        env,
+        env.openDB({ name: 'segments' }),
+        env.openDB({ name: 'oindex' }),
+        env.openDB({ name: 'tindex' }),
+        env.openDB({ name: 'groups' }),
+        meta,
+        fresh,
+      );
+    } catch (err) {
+      throw storageError(`opening the LMDB catalog at ${path}`, err);
+    }
+  }
+
+  listSegments(p: PartitionKey): Array<{ base_offset: number; record: SegmentRecord }> {
+    const out: Array<{ base_offset: number; record: SegmentRecord }> = [];
+    for (const { key, value } of this.segments.getRange({ start: [p[0], p[1], -1], end: [p[0], p[1], TS_MAX] })) {
+      out.push({ base_offset: key[2] as number, record: value });
+    }
+    return out;
+  }
+
+  putSegment(p: PartitionKey, base_offset: number, record: SegmentRecord): Promise<boolean> {
+    return this.segments.put([p[0], p[1], base_offset], record);
+  }
+
+  removeSegment(p: PartitionKey, base_offset: number): Promise<boolean> {
+    return this.segments.remove([p[0], p[1], base_offset]);
+  }
+
+  /** Floor lookup: the last offset-index entry at or below `offset` within [segment_base, offset]. */
+  offsetFloor(p: PartitionKey, segment_base: number, offset: number): { offset: number; position: number } | null {
+    for (const { key, value } of this.oindex.getRange({
+      start: [p[0], p[1], offset],
+      end: [p[0], p[1], segment_base],
+      inclusiveEnd: true,
+      reverse: true,
+      limit: 1,
+    })) {
+      if (value[0] === segment_base) return { offset: key[2] as number, position: value[1] };
+    }
+    return null;
+  }
+
+  putOffsetEntry(p: PartitionKey, batch_base: number, segment_base: number, position: number): void {
+    void this.oindex.put([p[0], p[1], batch_base], [segment_base, position]);
+  }
+
+  /** The last time-index entry whose running-max timestamp is strictly below ts. */
+  timeFloor(p: PartitionKey, ts_ms: number): { offset: number; segment_base: number; position: number } | null {
+    for (const { key, value } of this.tindex.getRange({
+      start: [p[0], p[1], ts_ms],
+      end: [p[0], p[1], TS_MIN],
+      reverse: true,
+      limit: 2,
+    })) {
+      if ((key[2] as number) < ts_ms) return { offset: value[0], segment_base: value[1], position: value[2] };
+    }
+    return null;
+  }
+
+  putTimeEntry(p: PartitionKey, running_max_ts: number, batch_base: number, segment_base: number, position: number): void {
+    void this.tindex.put([p[0], p[1], running_max_ts], [batch_base, segment_base, position]);
+  }
+
+  /** Drops index entries for offsets >= from (truncation) or < below (retention). */
+  dropIndexRange(p: PartitionKey, range: { from_offset?: number; below_offset?: number }): void {
+    const lo = range.below_offset !== undefined ? -1 : (range.from_offset ?? 0);
+    const hi = range.below_offset !== undefined ? range.below_offset : TS_MAX;
+    for (const { key } of this.oindex.getRange({ start: [p[0], p[1], lo], end: [p[0], p[1], hi] })) {
+      void this.oindex.remove(key);
+    }
+    // Time-index entries are ordered by running max, which grows with offset, so both ends are contiguous.
+    for (const { key, value } of this.tindex.getRange({ start: [p[0], p[1], TS_MIN], end: [p[0], p[1], TS_MAX] })) {
+      const off = value[0];
+      const drop = range.below_offset !== undefined ? off < range.below_offset : off >= (range.from_offset ?? 0);
+      if (drop) void this.tindex.remove(key);
+    }
+  }
+
+  dropPartition(p: PartitionKey): void {
+    for (const db of [this.segments, this.oindex] as const) {
+      for (const { key } of db.getRange({ start: [p[0], p[1], -1], end: [p[0], p[1], TS_MAX] })) void db.remove(key);
+    }
+    for (const { key } of this.tindex.getRange({ start: [p[0], p[1], TS_MIN], end: [p[0], p[1], TS_MAX] })) void this.tindex.remove(key);
+  }
+
+  /** Durable when the promise resolves (LMDB commit is synced to disk). */
+  async commitGroupOffset(group: string, topic: string, partition: number, value: GroupOffset): Promise<void> {
+    await this.groups.put([group, topic, partition], value);
+    await this.groups.flushed;
+  }
+
+  getGroupOffset(group: string, topic: string, partition: number): GroupOffset | undefined {
+    return this.groups.get([group, topic, partition]);
+  }
+
+  /** Resolves when every write issued so far is committed. */
+  async flush(): Promise<void> {
+    await this.segments.committed;
+    await this.segments.flushed;
+  }
+
+  async close(): Promise<void> {
+    await this.env.close();
+  }
+}

@@ -1,0 +1,11 @@
+export * from './base/errors.js';
+export { assert, AssertionError } from './base/assert.js';
+export { systemClock, ManualClock, type Clock } from './base/clock.js';
+export { limits } from './base/limits.js';
+export * from './format/record-batch.js';
+export { crc32c } from './format/crc32c.js';
+export * from './log/types.js';
+export { LogStore } from './log/log-store.js';
+export { PartitionLog } from './log/partition-log.js';
+export { parseTopicConfig, topicConfigToKafka, resolveTopicConfig, validateTopicName, DEFAULT_TOPIC_CONFIG } from './log/topic-config.js';
+export { scanSegment, type ScanResult, type ScanFault } from './log/segment-scan.js';

@@ -1,0 +1,38 @@
+import { limits } from '../base/limits.js';
+import type { Catalog, PartitionKey } from '../catalog/catalog.js';
+
+/**
+ * The one rule for sparse index entries, shared by the append path and by rebuilds from segment
+ * files, so a rebuilt index equals the one written live: an offset entry (and a time entry keyed by
+ * the partition's running max timestamp) for the first batch of each segment and then for the
+ * first batch at least `index_interval_bytes` after the previous entry.
+ */
+export class Indexer {
+  private last_entry_position = -1;
+  private last_entry_segment = -1;
+
+  constructor(
+    private readonly catalog: Catalog,
+    private readonly key: PartitionKey,
+    /** Running max of record timestamps over the whole partition so far. */
+    public running_max_ts = -1,
+  ) {}
+
+  /** Continue indexing a segment whose entries up to `position` already exist. */
+  resumeAt(segment_base: number, position: number): void {
+    this.last_entry_segment = segment_base;
+    this.last_entry_position = position;
+  }
+
+  onBatch(segment_base: number, position: number, batch_base: number, max_ts: number): void {
+    if (max_ts > this.running_max_ts) this.running_max_ts = max_ts;
+    const due =
+      segment_base !== this.last_entry_segment ||
+      position - this.last_entry_position >= limits.index_interval_bytes;
+    if (!due) return;
+    this.last_entry_segment = segment_base;
+    this.last_entry_position = position;
+    this.catalog.putOffsetEntry(this.key, batch_base, segment_base, position);
+    this.catalog.putTimeEntry(this.key, this.running_max_ts, batch_base, segment_base, position);
+  }
+}

@@ -1,0 +1,212 @@
+import { mkdir, readFile, readdir, rename, rm, writeFile, open as openFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { systemClock, type Clock } from '../base/clock.js';
+import { closed, invalidArgument, storageError, topicExists, unknownPartition, unknownTopic } from '../base/errors.js';
+import { limits } from '../base/limits.js';
+import { Catalog } from '../catalog/catalog.js';
+import { DataDirLock } from './data-dir-lock.js';
+import { statfsFreeBytes } from './disk-space.js';
+import { PartitionLog } from './partition-log.js';
+import { resolveTopicConfig, validateTopicName } from './topic-config.js';
+import type { StoreOptions, TopicConfig, TopicInfo } from './types.js';
+
+const TOPIC_FILE = 'topic.json';
+
+interface OpenTopic {
+  info: TopicInfo;
+  partitions: PartitionLog[];
+}
+
+/**
+ * A data dir: an exclusive lock, one LMDB catalog, and a directory per topic holding a
+ * `topic.json` (its config, so the catalog can be rebuilt) and a directory per partition.
+ *
+ *   <dir>/.lock
+ *   <dir>/catalog/                      LMDB environment (segments, indexes, group offsets)
+ *   <dir>/topics/<topic>/topic.json
+ *   <dir>/topics/<topic>/<partition>/<base offset, 20 digits>.log
+ */
+export class LogStore {
+  private topics = new Map<string, OpenTopic>();
+  private state: 'open' | 'closing' | 'closed' = 'open';
+  private retention_timer: NodeJS.Timeout | null = null;
+
+  private constructor(
+    readonly dir: string,
+    private readonly lock: DataDirLock,
+    readonly catalog: Catalog,
+    private readonly opts: Required<Omit<StoreOptions, 'topic_defaults'>> & { topic_defaults: Partial<TopicConfig> },
+  ) {}
+
+  static async open(options: StoreOptions & { retention_check_interval_ms?: number }): Promise<LogStore> {
+    const dir = options.dir;
+    await mkdir(join(dir, 'topics'), { recursive: true });
+    const lock = DataDirLock.acquire(dir);
+    let catalog: Catalog | null = null;
+    try {
+      catalog = Catalog.open(join(dir, 'catalog'));
+      const store = new LogStore(dir, lock, catalog, {
+        dir,
+        clock: options.clock ?? systemClock,
+        disk_free_floor_bytes: options.disk_free_floor_bytes ?? limits.disk_free_floor_bytes,
+        free_bytes: options.free_bytes ?? statfsFreeBytes,
+        verify_crc_on_read: options.verify_crc_on_read ?? true,
+        topic_defaults: options.topic_defaults ?? {},
+      });
+      await store.openTopics();
+      const every_ms = options.retention_check_interval_ms ?? 30_000;
+      if (every_ms > 0) {
+        store.retention_timer = setInterval(() => void store.applyRetention().catch(() => undefined), every_ms);
+        store.retention_timer.unref();
+      }
+      return store;
+    } catch (err) {
+      if (catalog) await catalog.close().catch(() => undefined);
+      lock.release();
+      throw err;
+    }
+  }
+
+  private async openTopics(): Promise<void> {
+    for (const name of await readdir(join(this.dir, 'topics'))) {
+      let info: TopicInfo;
+      try {
+        info = JSON.parse(await readFile(join(this.dir, 'topics', name, TOPIC_FILE), 'utf8')) as TopicInfo;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // half-created or half-deleted
+        throw storageError(`reading ${join(this.dir, 'topics', name, TOPIC_FILE)}`, err);
+      }
+      this.topics.set(name, { info, partitions: await this.openPartitions(info) });
+    }
+  }
+
+  private async openPartitions(info: TopicInfo): Promise<PartitionLog[]> {
+    const out: PartitionLog[] = [];
+    for (let p = 0; p < info.config.partitions; p++) {
+      out.push(
+        await PartitionLog.open({
+          topic: info.name,
+          partition: p,
+          dir: join(this.dir, 'topics', info.name, String(p)),
+          config: info.config,
+          catalog: this.catalog,
+          clock: this.opts.clock,
+          free_bytes: () => this.opts.free_bytes(this.dir),
+          disk_free_floor_bytes: this.opts.disk_free_floor_bytes,
+          verify_crc_on_read: this.opts.verify_crc_on_read,
+        }),
+      );
+    }
+    return out;
+  }
+
+  private checkOpen(): void {
+    if (this.state !== 'open') throw closed(`log store ${this.dir}`);
+  }
+
+  async createTopic(name: string, config: Partial<TopicConfig> = {}): Promise<TopicInfo> {
+    this.checkOpen();
+    validateTopicName(name);
+    if (this.topics.has(name)) throw topicExists(name);
+    const info: TopicInfo = { name, config: resolveTopicConfig(config, this.opts.topic_defaults), created_ms: this.opts.clock.now_ms() };
+    const tdir = join(this.dir, 'topics', name);
+    await mkdir(tdir, { recursive: true });
+    // topic.json appears atomically: written aside, fsynced, renamed.
+    const tmp = join(tdir, `${TOPIC_FILE}.tmp`);
+    await writeFile(tmp, JSON.stringify(info, null, 2));
+    const fh = await openFile(tmp, 'r');
+    await fh.sync();
+    await fh.close();
+    await rename(tmp, join(tdir, TOPIC_FILE));
+    if (this.topics.has(name)) throw topicExists(name); // lost a race with a concurrent create
+    this.topics.set(name, { info, partitions: await this.openPartitions(info) });
+    return info;
+  }
+
+  async deleteTopic(name: string): Promise<void> {
+    this.checkOpen();
+    const t = this.topics.get(name);
+    if (!t) throw unknownTopic(name);
+    this.topics.delete(name);
+    for (const p of t.partitions) {
+      await p.close();
+      this.catalog.dropPartition([name, p.partition]);
+    }
+    // Rename first so a crash mid-delete never leaves a half-topic that looks alive.
+    const tdir = join(this.dir, 'topics', name);
+    const gone = join(this.dir, `.deleted-${name}-${Date.now()}`);
+    await rename(tdir, gone);
+    await rm(gone, { recursive: true, force: true });
+  }
+
+  listTopics(): TopicInfo[] {
+    return [...this.topics.values()].map((t) => t.info).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  topic(name: string): TopicInfo {
+    const t = this.topics.get(name);
+    if (!t) throw unknownTopic(name);
+    return t.info;
+  }
+
+  partitions(name: string): readonly PartitionLog[] {
+    const t = this.topics.get(name);
+    if (!t) throw unknownTopic(name);
+    return t.partitions;
+  }
+
+  partition(topic: string, partition: number): PartitionLog {
+    this.checkOpen();
+    const t = this.topics.get(topic);
+    if (!t) throw unknownTopic(topic);
+    const p = Number.isInteger(partition) ? t.partitions[partition] : undefined;
+    if (!p) throw unknownPartition(topic, partition, t.partitions.length);
+    return p;
+  }
+
+  /** Stores a consumer group's committed offset; durable (LMDB commit synced) when it resolves. */
+  async commitGroupOffset(group: string, topic: string, partition: number, offset: number, metadata = ''): Promise<void> {
+    this.partition(topic, partition);
+    if (typeof group !== 'string' || group.length === 0 || group.length > 255) throw invalidArgument('group id must be 1..255 characters');
+    if (!Number.isSafeInteger(offset) || offset < 0) throw invalidArgument(`committed offset must be a non-negative integer, got ${offset}`);
+    await this.catalog.commitGroupOffset(group, topic, partition, { offset, metadata, committed_ms: this.opts.clock.now_ms() });
+  }
+
+  fetchGroupOffset(group: string, topic: string, partition: number): { offset: number; metadata: string } | null {
+    this.partition(topic, partition);
+    const v = this.catalog.getGroupOffset(group, topic, partition);
+    return v ? { offset: v.offset, metadata: v.metadata } : null;
+  }
+
+  /** Runs retention on every partition now (it also runs on a timer). Returns segments deleted. */
+  async applyRetention(): Promise<number> {
+    let n = 0;
+    for (const t of this.topics.values()) for (const p of t.partitions) n += await p.applyRetention();
+    return n;
+  }
+
+  /** Drains in-flight appends, fsyncs, records clean closes, closes LMDB, releases the lock. Idempotent. */
+  async close(): Promise<void> {
+    if (this.state !== 'open') return;
+    this.state = 'closing';
+    if (this.retention_timer) clearInterval(this.retention_timer);
+    try {
+      for (const t of this.topics.values()) for (const p of t.partitions) await p.close();
+      await this.catalog.flush();
+      await this.catalog.close();
+    } finally {
+      this.lock.release();
+      this.state = 'closed';
+    }
+  }
+
+  /** For crash tests: drop everything as a killed process would (no fsync, no clean-close records). */
+  async abandon(): Promise<void> {
+    if (this.state !== 'open') return;
+    this.state = 'closed';
+    if (this.retention_timer) clearInterval(this.retention_timer);
+    for (const t of this.topics.values()) for (const p of t.partitions) await p.abandon();
+    await this.catalog.close();
+    this.lock.release();
+  }
+}

@@ -1,0 +1,626 @@
+import { mkdir, open, unlink } from 'node:fs/promises';
+import { assert } from '../base/assert.js';
+import type { Clock } from '../base/clock.js';
+import {
+  EngineError,
+  batchTooLarge,
+  closed,
+  corruptSegment,
+  diskFull,
+  invalidArgument,
+  invalidBatch,
+  isEngineError,
+  limitExceeded,
+  offsetOutOfRange,
+  storageError,
+} from '../base/errors.js';
+import { limits } from '../base/limits.js';
+import type { Catalog, PartitionKey } from '../catalog/catalog.js';
+import {
+  F_RECORD_COUNT,
+  batchBaseOffset,
+  batchLastOffsetDelta,
+  batchMaxTimestamp,
+  batchSizeAt,
+  checkBatch,
+  forEachBatch,
+  forEachRecord,
+  splitRecordSet,
+  stampBatch,
+} from '../format/record-batch.js';
+import { Indexer } from './indexer.js';
+import { recoverPartition } from './recovery.js';
+import { scanSegment } from './segment-scan.js';
+import { Segment } from './segment.js';
+import type { AppendOptions, AppendResult, PartitionStats, ReadResult, TopicConfig } from './types.js';
+import { Waiters } from './waiters.js';
+
+export interface PartitionDeps {
+  topic: string;
+  partition: number;
+  dir: string;
+  config: TopicConfig;
+  catalog: Catalog;
+  clock: Clock;
+  free_bytes: () => number;
+  disk_free_floor_bytes: number;
+  verify_crc_on_read: boolean;
+}
+
+interface PendingAppend {
+  batches: Buffer[];
+  bytes: number;
+  leader_epoch: number;
+  resolve: (r: AppendResult) => void;
+  reject: (e: unknown) => void;
+}
+
+const READ_CHUNK_MIN_BYTES = 64 * 1024;
+
+/**
+ * One partition's log: an ordered list of segment files, the last one active.
+ * Appends go through a single writer that groups every append waiting at that moment into one
+ * writev (and one fdatasync under fsync=always): group commit. Reads run concurrently with the
+ * writer and only ever see committed bytes.
+ */
+export class PartitionLog {
+  readonly topic: string;
+  readonly partition: number;
+  private readonly key: PartitionKey;
+  private segments: Segment[] = [];
+  private indexer: Indexer;
+  private queue: PendingAppend[] = [];
+  private queued_bytes = 0;
+  private writer_running: Promise<void> | null = null;
+  private lock_tail: Promise<unknown> = Promise.resolve();
+  private hw = 0;
+  private end_offset = 0;
+  private closed_state: 'open' | 'closing' | 'closed' = 'open';
+  private flush_timer: NodeJS.Timeout | null = null;
+  private bytes_since_disk_check = Infinity;
+  private last_disk_check_ms = 0;
+  private readonly waiters = new Waiters();
+  /** Bytes cut from a torn tail when this partition was opened. */
+  recovered_truncated_bytes = 0;
+
+  private constructor(private readonly deps: PartitionDeps) {
+    this.topic = deps.topic;
+    this.partition = deps.partition;
+    this.key = [deps.topic, deps.partition];
+    this.indexer = new Indexer(deps.catalog, this.key);
+  }
+
+  static async open(deps: PartitionDeps): Promise<PartitionLog> {
+    const log = new PartitionLog(deps);
+    await mkdir(deps.dir, { recursive: true });
+    const { segments, truncated_bytes } = await recoverPartition(deps.dir, log.key, deps.catalog, log.indexer);
+    log.segments = segments;
+    log.recovered_truncated_bytes = truncated_bytes;
+    if (segments.length === 0) await log.createSegment(0);
+    log.end_offset = log.active.next_offset;
+    log.hw = log.end_offset;
+    if (deps.config.fsync.policy === 'interval') {
+      log.flush_timer = setInterval(() => void log.flush().catch(() => undefined), deps.config.fsync.interval_ms);
+      log.flush_timer.unref();
+    }
+    return log;
+  }
+
+  get config(): TopicConfig {
+    return this.deps.config;
+  }
+  get logStartOffset(): number {
+    return this.segments[0]!.base_offset;
+  }
+  get logEndOffset(): number {
+    return this.end_offset;
+  }
+  get highWatermark(): number {
+    return this.hw;
+  }
+  private get active(): Segment {
+    return this.segments[this.segments.length - 1]!;
+  }
+
+  stats(): PartitionStats {
+    let size_bytes = 0;
+    for (const s of this.segments) size_bytes += s.size_bytes;
+    return {
+      topic: this.topic,
+      partition: this.partition,
+      log_start_offset: this.logStartOffset,
+      log_end_offset: this.end_offset,
+      high_watermark: this.hw,
+      size_bytes,
+      segment_count: this.segments.length,
+    };
+  }
+
+  /** Segment layout, for inspect/verify and tests. */
+  segmentInfo(): Array<{ base_offset: number; next_offset: number; size_bytes: number; durable_bytes: number; sealed: boolean; path: string; max_timestamp_ms: number }> {
+    return this.segments.map((s) => ({
+      base_offset: s.base_offset,
+      next_offset: s.next_offset,
+      size_bytes: s.size_bytes,
+      durable_bytes: s.durable_bytes,
+      sealed: s.sealed,
+      path: s.path,
+      max_timestamp_ms: s.max_timestamp_ms,
+    }));
+  }
+
+  // ---------------------------------------------------------------- append
+
+  /**
+   * Appends a record set (one Buffer of concatenated batches) or a list of them. Every batch is
+   * validated (framing, magic, CRC, record count, size) before anything is written; the log then
+   * takes ownership of the buffers and stamps offset and leader epoch into them in place.
+   * Resolves once the batches are durable per the topic's fsync policy.
+   */
+  append(input: Buffer | readonly Buffer[], opts: AppendOptions = {}): Promise<AppendResult> {
+    if (this.closed_state !== 'open') return Promise.reject(closed(`partition ${this.topic}/${this.partition}`));
+    let batches: Buffer[];
+    try {
+      batches = Buffer.isBuffer(input) ? splitRecordSet(input) : input.flatMap((b) => splitRecordSet(b));
+      if (batches.length === 0) throw invalidBatch('no batches to append');
+      for (const b of batches) this.checkProducedBatch(b);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    let bytes = 0;
+    for (const b of batches) bytes += b.length;
+    if (this.queued_bytes + bytes > limits.append_queue_max_bytes) {
+      return Promise.reject(limitExceeded('append_queue_max_bytes', this.queued_bytes + bytes, limits.append_queue_max_bytes));
+    }
+    return new Promise<AppendResult>((resolve, reject) => {
+      this.queue.push({ batches, bytes, leader_epoch: opts.leader_epoch ?? 0, resolve, reject });
+      this.queued_bytes += bytes;
+      this.startWriter();
+    });
+  }
+
+  private checkProducedBatch(b: Buffer): void {
+    if (b.length > this.deps.config.max_message_bytes) throw batchTooLarge(b.length, this.deps.config.max_message_bytes);
+    const count = b.readInt32BE(F_RECORD_COUNT);
+    const lod = batchLastOffsetDelta(b);
+    // A fresh batch spans exactly its records; anything else would burn or overlap offsets.
+    if (lod !== count - 1) throw invalidBatch(`lastOffsetDelta ${lod} does not match recordCount ${count}`);
+  }
+
+  private startWriter(): void {
+    if (this.writer_running) return;
+    this.writer_running = (async () => {
+      while (this.queue.length > 0) {
+        const group = this.takeGroup();
+        await this.exclusive(() => this.writeGroup(group));
+      }
+    })().finally(() => {
+      this.writer_running = null;
+      if (this.queue.length > 0 && this.closed_state === 'open') this.startWriter();
+    });
+  }
+
+  private takeGroup(): PendingAppend[] {
+    const group: PendingAppend[] = [];
+    let bytes = 0;
+    while (this.queue.length > 0) {
+      const next = this.queue[0]!;
+      if (group.length > 0 && bytes + next.bytes > limits.group_commit_max_bytes) break;
+      group.push(this.queue.shift()!);
+      bytes += next.bytes;
+      this.queued_bytes -= next.bytes;
+    }
+    return group;
+  }
+
+  private async writeGroup(group: PendingAppend[]): Promise<void> {
+    if (this.closed_state === 'closed') {
+      for (const p of group) p.reject(closed(`partition ${this.topic}/${this.partition}`));
+      return;
+    }
+    let bytes = 0;
+    for (const p of group) bytes += p.bytes;
+    try {
+      this.checkDiskSpace(bytes);
+      await this.maybeRoll(bytes);
+    } catch (err) {
+      for (const p of group) p.reject(err);
+      return;
+    }
+    const seg = this.active;
+    const start_position = seg.size_bytes;
+    const buffers: Buffer[] = [];
+    const results: AppendResult[] = [];
+    let next = this.end_offset;
+    for (const p of group) {
+      const base_offset = next;
+      for (const b of p.batches) {
+        stampBatch(b, 0, next, p.leader_epoch);
+        next += batchLastOffsetDelta(b) + 1;
+        buffers.push(b);
+      }
+      results.push({ base_offset, last_offset: next - 1 });
+    }
+    try {
+      const fh = await seg.handle();
+      const { bytesWritten } = await fh.writev(buffers, start_position);
+      assert(bytesWritten === bytes, `short write: ${bytesWritten} of ${bytes} bytes`);
+      if (this.deps.config.fsync.policy === 'always') await fh.datasync();
+    } catch (err) {
+      await this.undoWrite(seg, start_position);
+      const e = (err as NodeJS.ErrnoException).code === 'ENOSPC'
+        ? diskFull(this.deps.dir, this.safeFreeBytes(), this.deps.disk_free_floor_bytes)
+        : storageError(`appending to ${seg.path}`, err);
+      for (const p of group) p.reject(e);
+      return;
+    }
+    this.commitWrite(seg, start_position, buffers, next);
+    group.forEach((p, i) => p.resolve(results[i]!));
+  }
+
+  private commitWrite(seg: Segment, start_position: number, buffers: Buffer[], next_offset: number): void {
+    let pos = start_position;
+    for (const b of buffers) {
+      const ts = batchMaxTimestamp(b);
+      this.indexer.onBatch(seg.base_offset, pos, batchBaseOffset(b), ts);
+      if (ts > seg.max_timestamp_ms) seg.max_timestamp_ms = ts;
+      pos += b.length;
+    }
+    if (seg.first_append_ms === 0) seg.first_append_ms = this.deps.clock.now_ms();
+    seg.size_bytes = pos;
+    seg.next_offset = next_offset;
+    this.end_offset = next_offset;
+    this.bytes_since_disk_check += pos - start_position;
+    if (this.deps.config.fsync.policy === 'always') {
+      seg.durable_bytes = pos;
+      void this.deps.catalog.putSegment(this.key, seg.base_offset, seg.record());
+    }
+    this.setHighWatermark(next_offset);
+  }
+
+  /** A failed write must leave nothing behind: cut the file back to where the group started. */
+  private async undoWrite(seg: Segment, position: number): Promise<void> {
+    try {
+      const fh = await seg.handle();
+      await fh.truncate(position);
+    } catch {
+      // If even truncation fails the bytes past `position` are unacknowledged; recovery cuts them.
+    }
+  }
+
+  private safeFreeBytes(): number {
+    try {
+      return this.deps.free_bytes();
+    } catch {
+      return -1;
+    }
+  }
+
+  private checkDiskSpace(incoming_bytes: number): void {
+    const now = this.deps.clock.now_ms();
+    const due =
+      this.bytes_since_disk_check + incoming_bytes >= limits.disk_check_interval_bytes ||
+      now - this.last_disk_check_ms >= limits.disk_check_interval_ms ||
+      this.active.size_bytes + incoming_bytes > this.deps.config.segment_bytes;
+    if (!due) return;
+    const free = this.deps.free_bytes();
+    if (free - incoming_bytes < this.deps.disk_free_floor_bytes) {
+      // Re-check on every append while below the floor, so appends resume as soon as space is freed.
+      this.bytes_since_disk_check = Infinity;
+      throw diskFull(this.deps.dir, free, this.deps.disk_free_floor_bytes);
+    }
+    this.bytes_since_disk_check = 0;
+    this.last_disk_check_ms = now;
+  }
+
+  // ---------------------------------------------------------------- high watermark and waiting
+
+  private setHighWatermark(hw: number): void {
+    if (hw <= this.hw) return;
+    this.hw = hw;
+    this.waiters.wake(hw);
+  }
+
+  /**
+   * Long poll: resolves true as soon as the high watermark passes `offset` (data at `offset` is
+   * readable), false after `timeout_ms`, on abort, or when the log closes. Never busy-waits.
+   */
+  waitForData(offset: number, timeout_ms: number, signal?: AbortSignal): Promise<boolean> {
+    if (this.hw > offset) return Promise.resolve(true);
+    if (this.closed_state !== 'open') return Promise.resolve(false);
+    return this.waiters.wait(offset, timeout_ms, signal);
+  }
+
+  // ---------------------------------------------------------------- read
+
+  /**
+   * Whole batches from the one containing `offset` onwards, up to `max_bytes` (at least one batch,
+   * however large, so a reader always progresses). Offsets are batch-granular: the first batch may
+   * start before `offset`. `offset === high watermark` returns no records.
+   */
+  async read(offset: number, max_bytes: number): Promise<ReadResult> {
+    if (this.closed_state === 'closed') throw closed(`partition ${this.topic}/${this.partition}`);
+    if (!Number.isSafeInteger(offset)) throw invalidArgument(`offset must be an integer, got ${offset}`);
+    if (!Number.isSafeInteger(max_bytes) || max_bytes <= 0) throw invalidArgument(`max_bytes must be a positive integer, got ${max_bytes}`);
+    const hw = this.hw;
+    const log_start = this.logStartOffset;
+    if (offset < log_start || offset > hw) throw offsetOutOfRange(offset, log_start, hw, `${this.topic}/${this.partition}`);
+    const empty = { records: Buffer.alloc(0), next_offset: offset, high_watermark: hw, log_start_offset: log_start };
+    if (offset === hw) return empty;
+    const seg = this.segmentFor(offset);
+    const cap = Math.min(max_bytes, limits.read_size_max_bytes);
+    const floor = this.deps.catalog.offsetFloor(this.key, seg.base_offset, offset);
+    const result = await this.readFromSegment(seg, floor ? floor.position : 0, offset, cap, hw);
+    return { ...result, high_watermark: hw, log_start_offset: log_start };
+  }
+
+  private segmentFor(offset: number): Segment {
+    let lo = 0;
+    let hi = this.segments.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.segments[mid]!.base_offset <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return this.segments[lo]!;
+  }
+
+  private async readFromSegment(seg: Segment, start_position: number, offset: number, max_bytes: number, hw: number): Promise<{ records: Buffer; next_offset: number }> {
+    const seg_size = seg.size_bytes;
+    const now = this.deps.clock.now_ms();
+    let pos = start_position;
+    let buf = await seg.readAt(now, pos, Math.min(seg_size - pos, Math.max(READ_CHUNK_MIN_BYTES, max_bytes + limits.index_interval_bytes * 2)));
+    let off = 0;
+    let first = -1;
+    let end = -1;
+    let next_offset = offset;
+    while (off < buf.length) {
+      const size = batchSizeAt(buf, off);
+      if (size < 0 || off + size > buf.length) {
+        if (first !== -1 || pos + off >= seg_size) break;
+        // The batch we need runs past this chunk: read again starting at it, big enough for it.
+        pos += off;
+        const want = Math.max(size, READ_CHUNK_MIN_BYTES, max_bytes);
+        buf = await seg.readAt(now, pos, Math.min(seg_size - pos, want));
+        off = 0;
+        if (batchSizeAt(buf, 0) > buf.length) throw corruptSegment(seg.path, pos, 'batch runs past the committed end of the segment');
+        continue;
+      }
+      const base = batchBaseOffset(buf, off);
+      const last = base + batchLastOffsetDelta(buf, off);
+      if (base >= hw) break;
+      if (last < offset) {
+        off += size;
+        continue;
+      }
+      if (first !== -1 && off + size - first > max_bytes) break;
+      if (this.deps.verify_crc_on_read) {
+        const problem = checkBatch(buf, off, size);
+        if (problem !== null) throw corruptSegment(seg.path, pos + off, problem);
+      }
+      if (first === -1) first = off;
+      end = off + size;
+      next_offset = last + 1;
+      off += size;
+    }
+    if (first === -1) {
+      // Only possible when `offset` lies in a gap past this segment's last batch (compaction).
+      const idx = this.segments.indexOf(seg);
+      const later = this.segments[idx + 1];
+      assert(later !== undefined && later.base_offset > offset, `no batch covers offset ${offset} in ${seg.path}`);
+      return this.readFromSegment(later, 0, later.base_offset, max_bytes, hw);
+    }
+    return { records: buf.subarray(first, end), next_offset };
+  }
+
+  /**
+   * The first offset whose record timestamp is >= ts_ms (Kafka's ListOffsets by timestamp), or null
+   * if no record that old or newer exists below the high watermark. The sparse time index, keyed by
+   * the running max timestamp, gives a start point from which at most about one index interval is scanned.
+   */
+  async offsetForTimestamp(ts_ms: number): Promise<number | null> {
+    if (!Number.isSafeInteger(ts_ms)) throw invalidArgument(`timestamp must be an integer (epoch ms), got ${ts_ms}`);
+    const floor = this.deps.catalog.timeFloor(this.key, ts_ms);
+    let offset = floor && floor.offset >= this.logStartOffset ? floor.offset : this.logStartOffset;
+    const from = offset;
+    while (offset < this.hw) {
+      const r = await this.read(offset, 1024 * 1024);
+      let found: number | null = null;
+      forEachBatch(r.records, (pos, size) => {
+        if (found !== null || batchMaxTimestamp(r.records, pos) < ts_ms) return;
+        forEachRecord(r.records.subarray(pos, pos + size), (rec) => {
+          if (rec.offset >= from && rec.timestamp_ms >= ts_ms) {
+            found = rec.offset;
+            return false;
+          }
+          return true;
+        });
+      });
+      if (found !== null) return found;
+      if (r.next_offset <= offset) break;
+      offset = r.next_offset;
+    }
+    return null;
+  }
+
+  // ---------------------------------------------------------------- segments: roll, retention, truncation
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.lock_tail.then(fn, fn);
+    this.lock_tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private async maybeRoll(incoming_bytes: number): Promise<void> {
+    const seg = this.active;
+    if (seg.size_bytes === 0) return;
+    const too_big = seg.size_bytes + incoming_bytes > this.deps.config.segment_bytes;
+    const too_old = this.deps.clock.now_ms() - seg.first_append_ms >= this.deps.config.segment_ms;
+    if (too_big || too_old) await this.rollLocked();
+  }
+
+  /** Seals the active segment (if it has data) and starts a new one at the log end. */
+  roll(): Promise<void> {
+    return this.exclusive(() => this.rollLocked());
+  }
+
+  private async rollLocked(): Promise<void> {
+    const seg = this.active;
+    if (seg.size_bytes === 0) return;
+    const fh = await seg.handle();
+    await fh.datasync();
+    seg.sealed = true;
+    seg.durable_bytes = seg.size_bytes;
+    void this.deps.catalog.putSegment(this.key, seg.base_offset, seg.record());
+    await seg.closeHandle(); // reopened read-only on next read
+    await this.createSegment(this.end_offset);
+  }
+
+  private async createSegment(base_offset: number): Promise<void> {
+    const seg = Segment.at(this.deps.dir, base_offset);
+    const fh = await open(seg.path, 'w+');
+    seg.setHandle(fh);
+    const dir = await open(this.deps.dir, 'r');
+    try {
+      await dir.sync(); // make the new file's directory entry durable
+    } finally {
+      await dir.close();
+    }
+    this.segments.push(seg);
+    void this.deps.catalog.putSegment(this.key, seg.base_offset, seg.record());
+  }
+
+  /**
+   * Deletes whole sealed segments beyond `retention.bytes` or older than `retention.ms`
+   * (judged by their newest record). The active segment is never deleted. Returns segments deleted.
+   */
+  applyRetention(): Promise<number> {
+    return this.exclusive(async () => {
+      const { retention_bytes, retention_ms } = this.deps.config;
+      const now = this.deps.clock.now_ms();
+      let total = 0;
+      for (const s of this.segments) total += s.size_bytes;
+      let deleted = 0;
+      while (this.segments.length > 1) {
+        const first = this.segments[0]!;
+        const over_size = retention_bytes >= 0 && total - first.size_bytes >= retention_bytes;
+        const too_old = retention_ms >= 0 && first.max_timestamp_ms >= 0 && first.max_timestamp_ms < now - retention_ms;
+        if (!over_size && !too_old) break;
+        total -= first.size_bytes;
+        await this.deleteFirstSegment();
+        deleted++;
+      }
+      return deleted;
+    });
+  }
+
+  private async deleteFirstSegment(): Promise<void> {
+    const seg = this.segments.shift()!;
+    seg.deleted = true;
+    if (!seg.in_use) await seg.closeHandle();
+    await unlink(seg.path);
+    void this.deps.catalog.removeSegment(this.key, seg.base_offset);
+    this.deps.catalog.dropIndexRange(this.key, { below_offset: this.logStartOffset });
+  }
+
+  /**
+   * Cuts the log back so that `offset` is the next offset written (Raft follower divergence,
+   * relay re-sync). `offset` must be a batch boundary at or above the log start offset.
+   */
+  truncateTo(offset: number): Promise<void> {
+    return this.exclusive(async () => {
+      if (!Number.isSafeInteger(offset) || offset < this.logStartOffset || offset > this.end_offset) {
+        throw offsetOutOfRange(offset, this.logStartOffset, this.end_offset, `truncation of ${this.topic}/${this.partition}`);
+      }
+      if (offset === this.end_offset) return;
+      while (this.segments.length > 1 && this.active.base_offset >= offset) {
+        const seg = this.segments.pop()!;
+        seg.deleted = true;
+        if (!seg.in_use) await seg.closeHandle();
+        await unlink(seg.path);
+        void this.deps.catalog.removeSegment(this.key, seg.base_offset);
+      }
+      const seg = this.active;
+      await seg.closeHandle();
+      seg.sealed = false;
+      const fh = await seg.handle();
+      let cut = -1;
+      let max_ts = -1;
+      await scanSegment(fh, seg.size_bytes, {
+        expected_offset: seg.base_offset,
+        on_batch: (b) => {
+          if (cut === -1 && b.base_offset >= offset) cut = b.position;
+          if (cut === -1) max_ts = Math.max(max_ts, b.max_timestamp_ms);
+          if (b.base_offset < offset && b.last_offset >= offset) {
+            throw invalidArgument(`offset ${offset} is inside the batch ${b.base_offset}..${b.last_offset}; truncate at a batch boundary`);
+          }
+        },
+      });
+      if (cut === -1) cut = seg.size_bytes;
+      await fh.truncate(cut);
+      await fh.datasync();
+      seg.size_bytes = cut;
+      seg.durable_bytes = cut;
+      seg.next_offset = offset;
+      seg.max_timestamp_ms = max_ts;
+      this.end_offset = offset;
+      if (this.hw > offset) this.hw = offset;
+      this.deps.catalog.dropIndexRange(this.key, { from_offset: offset });
+      let running = -1;
+      for (const s of this.segments) running = Math.max(running, s.max_timestamp_ms);
+      this.indexer = new Indexer(this.deps.catalog, this.key, running);
+      const floor = this.deps.catalog.offsetFloor(this.key, seg.base_offset, Math.max(seg.base_offset, offset - 1));
+      this.indexer.resumeAt(seg.base_offset, floor ? floor.position : -1);
+      void this.deps.catalog.putSegment(this.key, seg.base_offset, seg.record());
+    });
+  }
+
+  /** fsyncs the active segment now and records how much of it is durable. */
+  flush(): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.closed_state === 'closed') return;
+      const seg = this.active;
+      const size = seg.size_bytes;
+      if (seg.durable_bytes === size) return;
+      await (await seg.handle()).datasync();
+      seg.durable_bytes = size;
+      void this.deps.catalog.putSegment(this.key, seg.base_offset, seg.record());
+    });
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** Refuses new appends, waits for queued ones, fsyncs, records a clean close. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed_state !== 'open') return;
+    this.closed_state = 'closing';
+    if (this.flush_timer) clearInterval(this.flush_timer);
+    while (this.writer_running) await this.writer_running;
+    await this.exclusive(async () => {
+      const seg = this.active;
+      await (await seg.handle()).datasync();
+      seg.durable_bytes = seg.size_bytes;
+      await this.deps.catalog.putSegment(this.key, seg.base_offset, seg.record(true));
+      this.closed_state = 'closed';
+      for (const s of this.segments) await s.closeHandle();
+    });
+    this.waiters.closeAll();
+  }
+
+  /**
+   * For crash tests: stop as a killed process would, without fsync or a clean-close record.
+   * Queued appends are rejected; handles are closed.
+   */
+  async abandon(): Promise<void> {
+    this.closed_state = 'closed';
+    if (this.flush_timer) clearInterval(this.flush_timer);
+    for (const p of this.queue.splice(0)) p.reject(closed('abandoned partition'));
+    while (this.writer_running) await this.writer_running.catch(() => undefined);
+    for (const s of this.segments) await s.closeHandle();
+    this.waiters.closeAll();
+  }
+}
+
+export function isRetriable(err: unknown): boolean {
+  return isEngineError(err) && (err as EngineError).retriable;
+}

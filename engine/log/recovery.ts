@@ -1,0 +1,130 @@
+import { open, readdir, stat } from 'node:fs/promises';
+import { corruptSegment, storageError } from '../base/errors.js';
+import type { Catalog, PartitionKey, SegmentRecord } from '../catalog/catalog.js';
+import type { Indexer } from './indexer.js';
+import { scanSegment } from './segment-scan.js';
+import { Segment, parseSegmentFileName } from './segment.js';
+
+/**
+ * Opening a partition: reconcile its segment files (the source of truth) with the LMDB catalog.
+ *
+ * - Sealed segments the catalog knows at the right size are trusted as they are; any other sealed
+ *   segment is scanned in full (CRC + offset continuity) and re-indexed. A fault in a sealed
+ *   segment is corruption: open fails naming the file and byte.
+ * - The active (last) segment is trusted only after a clean close. Otherwise it is scanned in full:
+ *   a fault at or after the catalog's `durable_bytes` (bytes known fsynced) is a torn tail and is
+ *   truncated; a fault before it is corruption. Without a catalog record, only a fault that nothing
+ *   sound follows (it runs to EOF, or only zeros follow) counts as a torn tail.
+ */
+
+export interface RecoveredPartition {
+  segments: Segment[];
+  /** Bytes cut from a torn tail (0 when the log was clean). */
+  truncated_bytes: number;
+}
+
+export async function recoverPartition(dir: string, key: PartitionKey, catalog: Catalog, indexer: Indexer): Promise<RecoveredPartition> {
+  const names = (await readdir(dir)).map((n) => parseSegmentFileName(n)).filter((b): b is number => b !== null);
+  names.sort((a, b) => a - b);
+  const records = new Map(catalog.listSegments(key).map((s) => [s.base_offset, s.record] as const));
+  for (const base of records.keys()) {
+    // A record without a file was being deleted by retention when the process stopped.
+    if (!names.includes(base)) void catalog.removeSegment(key, base);
+  }
+  if (names.length > 0) {
+    const first = names[0]!;
+    for (const base of records.keys()) if (base > first && !names.includes(base)) throw missingSegment(dir, base);
+  }
+
+  const segments: Segment[] = [];
+  let truncated_bytes = 0;
+  for (let i = 0; i < names.length; i++) {
+    const seg = Segment.at(dir, names[i]!);
+    const prev = segments[segments.length - 1];
+    if (prev && prev.next_offset !== seg.base_offset) {
+      throw corruptSegment(seg.path, 0, `segment starts at offset ${seg.base_offset} but the previous one ends at ${prev.next_offset - 1}`);
+    }
+    const is_last = i === names.length - 1;
+    const rec = records.get(seg.base_offset);
+    const size = (await stat(seg.path)).size;
+    if (rec && trusted(rec, size, is_last)) {
+      adopt(seg, rec);
+      indexer.running_max_ts = Math.max(indexer.running_max_ts, rec.max_timestamp_ms);
+      if (is_last) {
+        const floor = catalog.offsetFloor(key, seg.base_offset, Math.max(seg.base_offset, seg.next_offset - 1));
+        indexer.resumeAt(seg.base_offset, floor ? floor.position : -1);
+      }
+    } else {
+      truncated_bytes += await rescan(seg, size, is_last, rec, key, catalog, indexer);
+    }
+    seg.sealed = !is_last;
+    if (seg.sealed) seg.durable_bytes = seg.size_bytes;
+    segments.push(seg);
+    void catalog.putSegment(key, seg.base_offset, seg.record(false));
+  }
+  return { segments, truncated_bytes };
+}
+
+function trusted(rec: SegmentRecord, size: number, is_last: boolean): boolean {
+  if (rec.size_bytes !== size) return false;
+  return is_last ? rec.clean : rec.sealed;
+}
+
+function adopt(seg: Segment, rec: SegmentRecord): void {
+  seg.size_bytes = rec.size_bytes;
+  seg.next_offset = rec.next_offset;
+  seg.max_timestamp_ms = rec.max_timestamp_ms;
+  seg.first_append_ms = rec.first_append_ms;
+  seg.durable_bytes = rec.durable_bytes;
+}
+
+/** Scans a segment, re-indexes it, truncates a torn tail; returns bytes truncated. */
+async function rescan(
+  seg: Segment,
+  size: number,
+  is_last: boolean,
+  rec: SegmentRecord | undefined,
+  key: PartitionKey,
+  catalog: Catalog,
+  indexer: Indexer,
+): Promise<number> {
+  const durable = rec?.durable_bytes ?? 0;
+  if (size < durable) {
+    throw corruptSegment(seg.path, size, `the file is ${size} bytes but ${durable} bytes were fsynced to it`);
+  }
+  catalog.dropIndexRange(key, { from_offset: seg.base_offset });
+  const fh = await open(seg.path, 'r+');
+  try {
+    const result = await scanSegment(fh, size, {
+      expected_offset: seg.base_offset,
+      on_batch: (b) => indexer.onBatch(seg.base_offset, b.position, b.base_offset, b.max_timestamp_ms),
+    });
+    let truncated = 0;
+    if (result.fault) {
+      const f = result.fault;
+      const torn = is_last && (rec ? f.position >= durable : f.at_tail);
+      if (!torn) {
+        const where = is_last ? 'before the durable tail of the active segment' : 'in a sealed segment';
+        throw corruptSegment(seg.path, f.position, `${f.reason} (${where})`);
+      }
+      truncated = size - f.position;
+      await fh.truncate(f.position);
+      await fh.datasync();
+    }
+    seg.size_bytes = result.end_position;
+    seg.next_offset = result.next_offset;
+    seg.max_timestamp_ms = result.max_timestamp_ms;
+    seg.first_append_ms = rec?.first_append_ms ?? 0;
+    seg.durable_bytes = result.end_position;
+    return truncated;
+  } catch (err) {
+    if ((err as { code?: string }).code === 'CORRUPT_SEGMENT') throw err;
+    throw storageError(`recovering ${seg.path}`, err);
+  } finally {
+    await fh.close();
+  }
+}
+
+function missingSegment(dir: string, base: number) {
+  return corruptSegment(`${dir}/${String(base).padStart(20, '0')}.log`, 0, 'the catalog lists this segment but the file is missing');
+}

@@ -1,0 +1,108 @@
+import { open, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { assert } from '../base/assert.js';
+import { readAt } from './segment-scan.js';
+import type { SegmentRecord } from '../catalog/catalog.js';
+
+export const SEGMENT_SUFFIX = '.log';
+
+/** Segment files are named by base offset, zero-padded to 20 digits so they sort by name (as Kafka's). */
+export function segmentFileName(base_offset: number): string {
+  return `${String(base_offset).padStart(20, '0')}${SEGMENT_SUFFIX}`;
+}
+
+export function parseSegmentFileName(name: string): number | null {
+  const m = /^(\d{20})\.log$/.exec(name);
+  if (!m) return null;
+  const n = Number(m[1]);
+  return Number.isSafeInteger(n) ? n : null;
+}
+
+/**
+ * One segment file and what is known about it. Only committed bytes ([0, size_bytes)) are ever
+ * read; the writer appends past size_bytes and moves it when the write (and fsync, if due) is done.
+ */
+export class Segment {
+  size_bytes = 0;
+  next_offset: number;
+  max_timestamp_ms = -1;
+  first_append_ms = 0;
+  sealed = false;
+  durable_bytes = 0;
+  deleted = false;
+  private fh: FileHandle | null = null;
+  private opening: Promise<FileHandle> | null = null;
+  private refs = 0;
+  last_used = 0;
+
+  constructor(readonly base_offset: number, readonly path: string) {
+    this.next_offset = base_offset;
+  }
+
+  static at(dir: string, base_offset: number): Segment {
+    return new Segment(base_offset, join(dir, segmentFileName(base_offset)));
+  }
+
+  get is_open(): boolean {
+    return this.fh !== null;
+  }
+
+  get in_use(): boolean {
+    return this.refs > 0;
+  }
+
+  record(clean = false): SegmentRecord {
+    return {
+      size_bytes: this.size_bytes,
+      next_offset: this.next_offset,
+      max_timestamp_ms: this.max_timestamp_ms,
+      first_append_ms: this.first_append_ms,
+      sealed: this.sealed,
+      durable_bytes: this.durable_bytes,
+      clean,
+    };
+  }
+
+  /** Opens (or returns) the file handle. Sealed segments are opened read-only. */
+  async handle(): Promise<FileHandle> {
+    if (this.fh) return this.fh;
+    if (!this.opening) {
+      this.opening = open(this.path, this.sealed ? 'r' : 'r+').then((fh) => {
+        this.fh = fh;
+        this.opening = null;
+        return fh;
+      }, (err) => {
+        this.opening = null;
+        throw err;
+      });
+    }
+    return this.opening;
+  }
+
+  setHandle(fh: FileHandle): void {
+    assert(this.fh === null, 'segment already has a handle');
+    this.fh = fh;
+  }
+
+  /** Runs `fn` with the file handle, keeping the file open (and undeleted on disk) until it returns. */
+  async use<T>(now_ms: number, fn: (fh: FileHandle) => Promise<T>): Promise<T> {
+    this.refs++;
+    this.last_used = now_ms;
+    try {
+      return await fn(await this.handle());
+    } finally {
+      this.refs--;
+      if (this.refs === 0 && this.deleted) void this.closeHandle();
+    }
+  }
+
+  async readAt(now_ms: number, position: number, length: number): Promise<Buffer> {
+    return this.use(now_ms, (fh) => readAt(fh, position, length));
+  }
+
+  async closeHandle(): Promise<void> {
+    const fh = this.fh ?? (this.opening ? await this.opening.catch(() => null) : null);
+    this.fh = null;
+    if (fh) await fh.close();
+  }
+}

@@ -1,0 +1,110 @@
+import { invalidConfig, invalidTopic } from '../base/errors.js';
+import { limits } from '../base/limits.js';
+import type { TopicConfig } from './types.js';
+
+export const DEFAULT_TOPIC_CONFIG: TopicConfig = {
+  partitions: 1,
+  segment_bytes: limits.segment_size_bytes,
+  segment_ms: limits.segment_age_max_ms,
+  retention_bytes: -1,
+  retention_ms: 7 * 24 * 3600 * 1000,
+  max_message_bytes: limits.batch_size_max_bytes,
+  fsync: { policy: 'always' },
+  cleanup_policy: 'delete',
+};
+
+/** Kafka's rule for topic names: 1..249 of [a-zA-Z0-9._-], and not "." or "..". */
+export function validateTopicName(name: string): void {
+  if (typeof name !== 'string' || name.length === 0) throw invalidTopic(String(name), 'it is empty');
+  if (name.length > limits.topic_name_max_length) throw invalidTopic(name, `longer than ${limits.topic_name_max_length} characters`);
+  if (name === '.' || name === '..') throw invalidTopic(name, '"." and ".." are reserved');
+  if (!/^[a-zA-Z0-9._-]+$/.test(name)) throw invalidTopic(name, 'only ASCII letters, digits, ".", "_" and "-" are allowed');
+}
+
+function parseInteger(key: string, raw: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (!/^-?\d+$/.test(raw.trim())) throw invalidConfig(key, `${JSON.stringify(raw)} is not an integer`);
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw invalidConfig(key, `${raw} is outside ${min}..${max}`);
+  return n;
+}
+
+/**
+ * Parses topic config given with Kafka's key names (so operators need no new vocabulary).
+ * Unknown keys and bad values are refused with the key named.
+ */
+export function parseTopicConfig(kv: Readonly<Record<string, string>>): Partial<TopicConfig> {
+  const out: Partial<TopicConfig> = {};
+  let flush_messages: number | undefined;
+  let flush_ms: number | undefined;
+  for (const [key, raw] of Object.entries(kv)) {
+    switch (key) {
+      case 'segment.bytes':
+        out.segment_bytes = parseInteger(key, raw, 14 * 1024);
+        break;
+      case 'segment.ms':
+        out.segment_ms = parseInteger(key, raw, 1);
+        break;
+      case 'retention.bytes':
+        out.retention_bytes = parseInteger(key, raw, -1);
+        break;
+      case 'retention.ms':
+        out.retention_ms = parseInteger(key, raw, -1);
+        break;
+      case 'max.message.bytes':
+        out.max_message_bytes = parseInteger(key, raw, 64, limits.batch_size_ceiling_bytes);
+        break;
+      case 'cleanup.policy':
+        if (raw !== 'delete' && raw !== 'compact') throw invalidConfig(key, `${JSON.stringify(raw)} must be "delete" or "compact"`);
+        out.cleanup_policy = raw;
+        break;
+      case 'flush.messages':
+        flush_messages = parseInteger(key, raw, 1);
+        break;
+      case 'flush.ms':
+        flush_ms = parseInteger(key, raw, 0);
+        break;
+      default:
+        throw invalidConfig(key, 'unknown config key (known: segment.bytes, segment.ms, retention.bytes, retention.ms, ' +
+          'max.message.bytes, cleanup.policy, flush.messages, flush.ms)');
+    }
+  }
+  // flush.messages=1 means fsync every append (group-committed). flush.ms=N means fsync every N ms.
+  // Other flush.messages values are not supported as such: relaylog fsyncs per group commit or per interval.
+  if (flush_messages !== undefined && flush_messages !== 1 && flush_ms === undefined) {
+    throw invalidConfig('flush.messages', 'only 1 (fsync before acknowledging) is supported; use flush.ms for interval fsync');
+  }
+  if (flush_messages === 1) out.fsync = { policy: 'always' };
+  else if (flush_ms !== undefined) out.fsync = flush_ms === 0 ? { policy: 'always' } : { policy: 'interval', interval_ms: flush_ms };
+  return out;
+}
+
+/** The inverse of parseTopicConfig, for DescribeTopic and the CLI. `never` is shown as flush.ms=-1. */
+export function topicConfigToKafka(c: TopicConfig): Record<string, string> {
+  return {
+    'segment.bytes': String(c.segment_bytes),
+    'segment.ms': String(c.segment_ms),
+    'retention.bytes': String(c.retention_bytes),
+    'retention.ms': String(c.retention_ms),
+    'max.message.bytes': String(c.max_message_bytes),
+    'cleanup.policy': c.cleanup_policy,
+    'flush.messages': c.fsync.policy === 'always' ? '1' : String(Number.MAX_SAFE_INTEGER),
+    'flush.ms': c.fsync.policy === 'interval' ? String(c.fsync.interval_ms) : c.fsync.policy === 'always' ? '0' : '-1',
+  };
+}
+
+/** Fills defaults and checks a complete config. */
+export function resolveTopicConfig(partial: Partial<TopicConfig>, defaults: Partial<TopicConfig> = {}): TopicConfig {
+  const c: TopicConfig = { ...DEFAULT_TOPIC_CONFIG, ...defaults, ...partial };
+  // Only an explicit max.message.bytes may conflict with segment.bytes; a default one shrinks to fit.
+  if (partial.max_message_bytes === undefined && defaults.max_message_bytes === undefined) {
+    c.max_message_bytes = Math.min(c.max_message_bytes, c.segment_bytes);
+  }
+  if (!Number.isInteger(c.partitions) || c.partitions < 1 || c.partitions > limits.partitions_max) {
+    throw invalidConfig('partitions', `${c.partitions} is outside 1..${limits.partitions_max}`);
+  }
+  if (c.max_message_bytes > c.segment_bytes) {
+    throw invalidConfig('max.message.bytes', `${c.max_message_bytes} is larger than segment.bytes=${c.segment_bytes}`);
+  }
+  if (c.fsync.policy === 'interval' && !(c.fsync.interval_ms > 0)) throw invalidConfig('flush.ms', 'must be > 0');
+  return c;
+}

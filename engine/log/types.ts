@@ -1,0 +1,81 @@
+import type { Clock } from '../base/clock.js';
+
+/**
+ * When appended bytes are fsynced, and so what an acknowledged append survives:
+ * - always: fdatasync before the append is acknowledged (group commit shares one fsync between
+ *   all appends waiting at that moment). Survives process crash and power loss.
+ * - interval: fsync every `interval_ms`; acknowledged on write(). Survives a process crash
+ *   (the bytes are in the OS page cache); a power loss may lose the last interval.
+ * - never: the OS flushes when it likes. Survives a process crash only.
+ */
+export type FsyncPolicy = { policy: 'always' } | { policy: 'interval'; interval_ms: number } | { policy: 'never' };
+
+export type CleanupPolicy = 'delete' | 'compact';
+
+export interface TopicConfig {
+  partitions: number;
+  /** `segment.bytes`: roll the active segment when it would grow past this. */
+  segment_bytes: number;
+  /** `segment.ms`: roll the active segment once it is this old (wall-clock since its first append). */
+  segment_ms: number;
+  /** `retention.bytes` per partition; -1 = unlimited. Whole sealed segments only. */
+  retention_bytes: number;
+  /** `retention.ms`; -1 = unlimited. A sealed segment goes once its newest record is older. */
+  retention_ms: number;
+  /** `max.message.bytes`: the largest batch accepted. */
+  max_message_bytes: number;
+  /** `flush.messages` / `flush.ms` in Kafka's vocabulary. */
+  fsync: FsyncPolicy;
+  /** `cleanup.policy`. */
+  cleanup_policy: CleanupPolicy;
+}
+
+export interface TopicInfo {
+  name: string;
+  config: TopicConfig;
+  created_ms: number;
+}
+
+export interface AppendOptions {
+  /** Raft term stamped into partitionLeaderEpoch of every batch (default: 0 on a single node). */
+  leader_epoch?: number;
+}
+
+export interface AppendResult {
+  /** Offset given to the first record of the first batch. */
+  base_offset: number;
+  /** Offset of the last record of the last batch. */
+  last_offset: number;
+}
+
+export interface ReadResult {
+  /** Whole record batches, concatenated, exactly as stored (CRC-checked). Empty at the high watermark. */
+  records: Buffer;
+  /** Offset a follow-up read should start at (one past the last record returned). */
+  next_offset: number;
+  high_watermark: number;
+  log_start_offset: number;
+}
+
+export interface PartitionStats {
+  topic: string;
+  partition: number;
+  log_start_offset: number;
+  log_end_offset: number;
+  high_watermark: number;
+  size_bytes: number;
+  segment_count: number;
+}
+
+export interface StoreOptions {
+  dir: string;
+  clock?: Clock;
+  /** Appends fail with DISK_FULL while free space under `dir` is below this. */
+  disk_free_floor_bytes?: number;
+  /** Free-space probe; defaults to statfs on the data dir. Injectable for tests. */
+  free_bytes?: (dir: string) => number;
+  /** Verify each batch's CRC when reading (pair assertion with the check on append). Default true. */
+  verify_crc_on_read?: boolean;
+  /** Defaults applied to topics created without explicit values. */
+  topic_defaults?: Partial<TopicConfig>;
+}
