@@ -185,6 +185,12 @@ export class LogStore {
     return n;
   }
 
+  /** Rebuilds every partition's indexes from its segment files (segments are the source of truth). */
+  async rebuildIndexes(): Promise<void> {
+    this.checkOpen();
+    for (const t of this.topics.values()) for (const p of t.partitions) await p.rebuildIndexes();
+  }
+
   /** Drains in-flight appends, fsyncs, records clean closes, closes LMDB, releases the lock. Idempotent. */
   async close(): Promise<void> {
     if (this.state !== 'open') return;

@@ -575,6 +575,28 @@ export class PartitionLog {
     });
   }
 
+  /**
+   * Drops this partition's offset and time index entries and rebuilds them by scanning every
+   * segment (CRC and continuity checked), exactly as the append path would have written them.
+   */
+  rebuildIndexes(): Promise<void> {
+    return this.exclusive(async () => {
+      this.deps.catalog.dropIndexRange(this.key, { from_offset: 0 });
+      const indexer = new Indexer(this.deps.catalog, this.key);
+      for (const seg of this.segments) {
+        await seg.use(this.deps.clock.now_ms(), async (fh) => {
+          const r = await scanSegment(fh, seg.size_bytes, {
+            expected_offset: seg.base_offset,
+            on_batch: (b) => indexer.onBatch(seg.base_offset, b.position, b.base_offset, b.max_timestamp_ms),
+          });
+          if (r.fault) throw corruptSegment(seg.path, r.fault.position, r.fault.reason);
+        });
+      }
+      this.indexer = indexer;
+      await this.deps.catalog.flush();
+    });
+  }
+
   /** fsyncs the active segment now and records how much of it is durable. */
   flush(): Promise<void> {
     return this.exclusive(async () => {

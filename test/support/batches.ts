@@ -1,0 +1,30 @@
+import { decodeRecords, encodeBatch, forEachBatch, type DecodedRecord, type RecordInput } from '../../engine/index.js';
+import type { PartitionLog } from '../../engine/log/partition-log.js';
+
+/** A batch of `count` records with values `${prefix}-${i}`, all at `timestamp_ms`. */
+export function batchOf(count: number, prefix = 'r', timestamp_ms = 1_700_000_000_000, value_bytes = 0): Buffer {
+  const records: RecordInput[] = [];
+  for (let i = 0; i < count; i++) {
+    const v = value_bytes > 0 ? Buffer.alloc(value_bytes, `${prefix}-${i}|`) : `${prefix}-${i}`;
+    records.push({ key: `k${i}`, value: v, timestamp_ms });
+  }
+  return encodeBatch(records, { timestamp_ms });
+}
+
+export function recordsOf(records: Buffer): DecodedRecord[] {
+  const out: DecodedRecord[] = [];
+  forEachBatch(records, (pos, size) => out.push(...decodeRecords(records.subarray(pos, pos + size))));
+  return out;
+}
+
+/** Reads a partition from `from` to its high watermark, returning every record at or after `from`. */
+export async function readAll(p: PartitionLog, from = p.logStartOffset, max_bytes = 64 * 1024): Promise<DecodedRecord[]> {
+  const out: DecodedRecord[] = [];
+  let offset = from;
+  while (offset < p.highWatermark) {
+    const r = await p.read(offset, max_bytes);
+    for (const rec of recordsOf(r.records)) if (rec.offset >= from) out.push(rec);
+    offset = r.next_offset;
+  }
+  return out;
+}
