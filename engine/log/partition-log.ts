@@ -1,4 +1,4 @@
-import { mkdir, open, unlink } from 'node:fs/promises';
+import { mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
 import { assert } from '../base/assert.js';
 import type { Clock } from '../base/clock.js';
 import {
@@ -243,8 +243,7 @@ export class PartitionLog {
     }
     try {
       const fh = await seg.handle();
-      const { bytesWritten } = await fh.writev(buffers, start_position);
-      assert(bytesWritten === bytes, `short write: ${bytesWritten} of ${bytes} bytes`);
+      await writeAll(fh, buffers, start_position, bytes);
       if (this.deps.config.fsync.policy === 'always') await fh.datasync();
     } catch (err) {
       await this.undoWrite(seg, start_position);
@@ -641,6 +640,34 @@ export class PartitionLog {
     for (const s of this.segments) await s.closeHandle();
     this.waiters.closeAll();
   }
+}
+
+/**
+ * writev until every byte is written. A short write is not an error by itself (a nearly full file
+ * system writes what fits); the next write then fails with the real cause, e.g. ENOSPC.
+ */
+async function writeAll(fh: FileHandle, buffers: Buffer[], position: number, total: number): Promise<void> {
+  let written = 0;
+  let bufs = buffers;
+  while (written < total) {
+    const { bytesWritten } = await fh.writev(bufs, position + written);
+    if (bytesWritten === 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
+    written += bytesWritten;
+    if (written < total) bufs = sliceBuffers(buffers, written);
+  }
+}
+
+function sliceBuffers(buffers: Buffer[], skip: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (const b of buffers) {
+    if (skip >= b.length) {
+      skip -= b.length;
+      continue;
+    }
+    out.push(skip > 0 ? b.subarray(skip) : b);
+    skip = 0;
+  }
+  return out;
 }
 
 export function isRetriable(err: unknown): boolean {
