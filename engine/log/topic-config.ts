@@ -58,10 +58,10 @@ export function parseTopicConfig(kv: Readonly<Record<string, string>>): Partial<
         out.cleanup_policy = raw;
         break;
       case 'flush.messages':
-        flush_messages = parseInteger(key, raw, 1);
+        flush_messages = raw === KAFKA_LONG_MAX ? Infinity : parseInteger(key, raw, 1);
         break;
       case 'flush.ms':
-        flush_ms = parseInteger(key, raw, 0);
+        flush_ms = raw === KAFKA_LONG_MAX ? Infinity : parseInteger(key, raw, 0);
         break;
       default:
         throw invalidConfig(key, 'unknown config key (known: segment.bytes, segment.ms, retention.bytes, retention.ms, ' +
@@ -70,15 +70,19 @@ export function parseTopicConfig(kv: Readonly<Record<string, string>>): Partial<
   }
   // flush.messages=1 means fsync every append (group-committed). flush.ms=N means fsync every N ms.
   // Other flush.messages values are not supported as such: relaylog fsyncs per group commit or per interval.
-  if (flush_messages !== undefined && flush_messages !== 1 && flush_ms === undefined) {
-    throw invalidConfig('flush.messages', 'only 1 (fsync before acknowledging) is supported; use flush.ms for interval fsync');
+  // Kafka's defaults (both Long.MAX_VALUE) mean "leave flushing to the OS": fsync=never.
+  if (flush_messages !== undefined && flush_messages !== 1 && flush_messages !== Infinity && flush_ms === undefined) {
+    throw invalidConfig('flush.messages', `only 1 (fsync before acknowledging) or ${KAFKA_LONG_MAX} is supported; use flush.ms for interval fsync`);
   }
-  if (flush_messages === 1) out.fsync = { policy: 'always' };
-  else if (flush_ms !== undefined) out.fsync = flush_ms === 0 ? { policy: 'always' } : { policy: 'interval', interval_ms: flush_ms };
+  if (flush_messages === 1 || flush_ms === 0) out.fsync = { policy: 'always' };
+  else if (flush_ms !== undefined && flush_ms !== Infinity) out.fsync = { policy: 'interval', interval_ms: flush_ms };
+  else if (flush_ms === Infinity || flush_messages === Infinity) out.fsync = { policy: 'never' };
   return out;
 }
 
-/** The inverse of parseTopicConfig, for DescribeTopic and the CLI. `never` is shown as flush.ms=-1. */
+const KAFKA_LONG_MAX = '9223372036854775807';
+
+/** The inverse of parseTopicConfig, for DescribeTopic and the CLI. */
 export function topicConfigToKafka(c: TopicConfig): Record<string, string> {
   return {
     'segment.bytes': String(c.segment_bytes),
@@ -87,8 +91,8 @@ export function topicConfigToKafka(c: TopicConfig): Record<string, string> {
     'retention.ms': String(c.retention_ms),
     'max.message.bytes': String(c.max_message_bytes),
     'cleanup.policy': c.cleanup_policy,
-    'flush.messages': c.fsync.policy === 'always' ? '1' : String(Number.MAX_SAFE_INTEGER),
-    'flush.ms': c.fsync.policy === 'interval' ? String(c.fsync.interval_ms) : c.fsync.policy === 'always' ? '0' : '-1',
+    'flush.messages': c.fsync.policy === 'always' ? '1' : KAFKA_LONG_MAX,
+    'flush.ms': c.fsync.policy === 'interval' ? String(c.fsync.interval_ms) : c.fsync.policy === 'always' ? '0' : KAFKA_LONG_MAX,
   };
 }
 
