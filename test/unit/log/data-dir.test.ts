@@ -145,7 +145,7 @@ describe('bad input gets a named error and changes nothing', () => {
       magic[16] = 1;
       cases.push([magic, 'INVALID_BATCH']);
       const crc = batchOf(1);
-      crc[crc.length - 1] ^= 0x01;
+      crc[crc.length - 1] = crc[crc.length - 1]! ^ 0x01;
       cases.push([crc, 'CORRUPT_BATCH']);
       cases.push([batchOf(1).subarray(0, 40), 'INVALID_BATCH']);
       cases.push([Buffer.alloc(0), 'INVALID_BATCH']);
