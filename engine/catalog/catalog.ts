@@ -121,26 +121,42 @@ export class Catalog {
     void this.tindex.put([p[0], p[1], running_max_ts], [batch_base, segment_base, position]);
   }
 
-  /** Drops index entries for offsets >= from (truncation) or < below (retention). */
+  /**
+   * Drops index entries for offsets >= from (truncation) or < below (retention), in one synchronous
+   * transaction, so no reader can see a dropped entry once this returns.
+   */
   dropIndexRange(p: PartitionKey, range: { from_offset?: number; below_offset?: number }): void {
+    this.env.transactionSync(() => this.dropIndexRangeInTxn(p, range));
+  }
+
+  private dropIndexRangeInTxn(p: PartitionKey, range: { from_offset?: number; below_offset?: number }): void {
     const lo = range.below_offset !== undefined ? -1 : (range.from_offset ?? 0);
     const hi = range.below_offset !== undefined ? range.below_offset : TS_MAX;
     for (const { key } of this.oindex.getRange({ start: [p[0], p[1], lo], end: [p[0], p[1], hi] })) {
-      void this.oindex.remove(key);
+      this.oindex.removeSync(key);
     }
-    // Time-index entries are ordered by running max, which grows with offset, so both ends are contiguous.
-    for (const { key, value } of this.tindex.getRange({ start: [p[0], p[1], TS_MIN], end: [p[0], p[1], TS_MAX] })) {
-      const off = value[0];
-      const drop = range.below_offset !== undefined ? off < range.below_offset : off >= (range.from_offset ?? 0);
-      if (drop) void this.tindex.remove(key);
+    // Time-index keys (running max timestamp) grow with offset, so the entries to drop are a
+    // contiguous run at one end: walk from that end and stop at the first entry to keep.
+    const below = range.below_offset;
+    const from = range.from_offset ?? 0;
+    for (const { key, value } of this.tindex.getRange({
+      start: [p[0], p[1], below !== undefined ? TS_MIN : TS_MAX],
+      end: [p[0], p[1], below !== undefined ? TS_MAX : TS_MIN],
+      reverse: below === undefined,
+    })) {
+      const keep = below !== undefined ? value[0] >= below : value[0] < from;
+      if (keep) break;
+      this.tindex.removeSync(key);
     }
   }
 
   dropPartition(p: PartitionKey): void {
-    for (const db of [this.segments, this.oindex] as const) {
-      for (const { key } of db.getRange({ start: [p[0], p[1], -1], end: [p[0], p[1], TS_MAX] })) void db.remove(key);
-    }
-    for (const { key } of this.tindex.getRange({ start: [p[0], p[1], TS_MIN], end: [p[0], p[1], TS_MAX] })) void this.tindex.remove(key);
+    this.env.transactionSync(() => {
+      for (const db of [this.segments, this.oindex] as const) {
+        for (const { key } of db.getRange({ start: [p[0], p[1], -1], end: [p[0], p[1], TS_MAX] })) db.removeSync(key);
+      }
+      for (const { key } of this.tindex.getRange({ start: [p[0], p[1], TS_MIN], end: [p[0], p[1], TS_MAX] })) this.tindex.removeSync(key);
+    });
   }
 
   /** Durable when the promise resolves (LMDB commit is synced to disk). */

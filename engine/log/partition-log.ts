@@ -18,6 +18,7 @@ import { limits } from '../base/limits.js';
 import type { Catalog, PartitionKey } from '../catalog/catalog.js';
 import {
   F_RECORD_COUNT,
+  LOG_OVERHEAD_BYTES,
   batchBaseOffset,
   batchLastOffsetDelta,
   batchMaxTimestamp,
@@ -349,7 +350,7 @@ export class PartitionLog {
     const seg = this.segmentFor(offset);
     const cap = Math.min(max_bytes, limits.read_size_max_bytes);
     const floor = this.deps.catalog.offsetFloor(this.key, seg.base_offset, offset);
-    const result = await this.readFromSegment(seg, floor ? floor.position : 0, offset, cap, hw);
+    const result = await this.readFromSegment(seg, floor ? floor.position : 0, offset, cap, hw, floor?.offset ?? seg.base_offset);
     return { ...result, high_watermark: hw, log_start_offset: log_start };
   }
 
@@ -364,11 +365,23 @@ export class PartitionLog {
     return this.segments[lo]!;
   }
 
-  private async readFromSegment(seg: Segment, start_position: number, offset: number, max_bytes: number, hw: number): Promise<{ records: Buffer; next_offset: number }> {
+  private async readFromSegment(
+    seg: Segment,
+    start_position: number,
+    offset: number,
+    max_bytes: number,
+    hw: number,
+    expected_base: number,
+  ): Promise<{ records: Buffer; next_offset: number }> {
     const seg_size = seg.size_bytes;
     const now = this.deps.clock.now_ms();
     let pos = start_position;
     let buf = await seg.readAt(now, pos, Math.min(seg_size - pos, Math.max(READ_CHUNK_MIN_BYTES, max_bytes + limits.index_interval_bytes * 2)));
+    // Pair assertion on the index: the entry must point at the start of the batch it names. An entry
+    // that does not (written for bytes since truncated and rewritten) is ignored: scan from the start.
+    if (pos > 0 && (buf.length < LOG_OVERHEAD_BYTES || batchBaseOffset(buf, 0) !== expected_base)) {
+      return this.readFromSegment(seg, 0, offset, max_bytes, hw, seg.base_offset);
+    }
     let off = 0;
     let first = -1;
     let end = -1;
@@ -407,7 +420,7 @@ export class PartitionLog {
       const idx = this.segments.indexOf(seg);
       const later = this.segments[idx + 1];
       assert(later !== undefined && later.base_offset > offset, `no batch covers offset ${offset} in ${seg.path}`);
-      return this.readFromSegment(later, 0, later.base_offset, max_bytes, hw);
+      return this.readFromSegment(later, 0, later.base_offset, max_bytes, hw, later.base_offset);
     }
     return { records: buf.subarray(first, end), next_offset };
   }

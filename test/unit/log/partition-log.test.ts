@@ -109,6 +109,18 @@ describe('read', () => {
     }
     expect((await readAll(p)).length).toBe(2000);
   });
+
+  test('an index entry that does not point at its batch is ignored (pair assertion), never trusted', async () => {
+    await store.createTopic('t');
+    const p = store.partition('t', 0);
+    for (let i = 0; i < 30; i++) await p.append(batchOf(2, `b${i}`, 1, 300));
+    // Point offset 40 at a position in the middle of some batch, as a stale entry would.
+    store.catalog.putOffsetEntry(['t', 0], 40, 0, 1234);
+    await store.catalog.flush();
+    const recs = recordsOf((await p.read(41, 1)).records);
+    expect(recs.map((r) => r.offset)).toEqual([40, 41]);
+    expect(recs[0]!.value!.toString()).toMatch(/^b20-0/);
+  });
 });
 
 describe('offsetForTimestamp', () => {

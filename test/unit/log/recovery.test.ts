@@ -149,6 +149,7 @@ describe('recovery', () => {
     const s2 = await openStore();
     const p = s2.partition('t', 0);
     expect(s2.catalog.fresh).toBe(true);
+    await s2.catalog.flush(); // index writes are asynchronous LMDB puts
     expect(s2.catalog.offsetFloor(['t', 0], p.segmentInfo()[1]!.base_offset, 200)).not.toBeNull();
     expect(await readAll(p)).toEqual(want);
     expect(await p.offsetForTimestamp(1_000_050)).toBe(ts_answer);
