@@ -27,6 +27,8 @@ export const limits = {
   open_sealed_segments_max: 32,
   /** A single read returns at most this many bytes (a single larger batch is still returned whole). */
   read_size_max_bytes: 64 * 1024 * 1024,
+  /** Default node-wide memory-tier budget (hot tails of all partitions together). */
+  memory_tier_bytes: 256 * 1024 * 1024,
   /** Partitions per topic. */
   partitions_max: 1024,
   /** Kafka's limit on topic names. */

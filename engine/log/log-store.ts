@@ -5,6 +5,7 @@ import { closed, invalidArgument, storageError, topicExists, unknownPartition, u
 import { limits } from '../base/limits.js';
 import { Catalog } from '../catalog/catalog.js';
 import { DataDirLock } from './data-dir-lock.js';
+import { MemoryTier } from '../tier/memory-tier.js';
 import { statfsFreeBytes } from './disk-space.js';
 import { PartitionLog } from './partition-log.js';
 import { resolveTopicConfig, validateTopicName } from './topic-config.js';
@@ -35,7 +36,8 @@ export class LogStore {
     readonly dir: string,
     private readonly lock: DataDirLock,
     readonly catalog: Catalog,
-    private readonly opts: Required<Omit<StoreOptions, 'topic_defaults'>> & { topic_defaults: Partial<TopicConfig> },
+    private readonly opts: Required<Omit<StoreOptions, 'topic_defaults' | 'memory_tier_bytes'>> & { topic_defaults: Partial<TopicConfig> },
+    readonly memory: MemoryTier | null,
   ) {}
 
   static async open(options: StoreOptions & { retention_check_interval_ms?: number }): Promise<LogStore> {
@@ -43,6 +45,7 @@ export class LogStore {
     await mkdir(join(dir, 'topics'), { recursive: true });
     const lock = DataDirLock.acquire(dir);
     let catalog: Catalog | null = null;
+    const memory_bytes = options.memory_tier_bytes ?? limits.memory_tier_bytes;
     try {
       catalog = Catalog.open(join(dir, 'catalog'));
       const store = new LogStore(dir, lock, catalog, {
@@ -52,7 +55,7 @@ export class LogStore {
         free_bytes: options.free_bytes ?? statfsFreeBytes,
         verify_crc_on_read: options.verify_crc_on_read ?? true,
         topic_defaults: options.topic_defaults ?? {},
-      });
+      }, memory_bytes > 0 ? new MemoryTier(memory_bytes) : null);
       await store.openTopics();
       const every_ms = options.retention_check_interval_ms ?? 30_000;
       if (every_ms > 0) {
@@ -94,6 +97,7 @@ export class LogStore {
           free_bytes: () => this.opts.free_bytes(this.dir),
           disk_free_floor_bytes: this.opts.disk_free_floor_bytes,
           verify_crc_on_read: this.opts.verify_crc_on_read,
+          memory: this.memory,
         }),
       );
     }

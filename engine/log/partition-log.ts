@@ -35,6 +35,7 @@ import { scanSegment } from './segment-scan.js';
 import { Segment } from './segment.js';
 import type { AppendOptions, AppendResult, PartitionStats, ReadResult, TopicConfig } from './types.js';
 import { Waiters } from './waiters.js';
+import type { MemoryTier, PartitionTail } from '../tier/memory-tier.js';
 
 export interface PartitionDeps {
   topic: string;
@@ -46,6 +47,8 @@ export interface PartitionDeps {
   free_bytes: () => number;
   disk_free_floor_bytes: number;
   verify_crc_on_read: boolean;
+  /** The node's memory tier (hot tails), or null to read everything from segment files. */
+  memory: MemoryTier | null;
 }
 
 interface PendingAppend {
@@ -83,6 +86,9 @@ export class PartitionLog {
   private readonly waiters = new Waiters();
   /** Bytes cut from a torn tail when this partition was opened. */
   recovered_truncated_bytes = 0;
+  private tail: PartitionTail | null = null;
+  /** Reads served from memory vs. from segment files (each segment file read counts once). */
+  readonly io = { memory_reads: 0, disk_reads: 0 };
 
   private constructor(private readonly deps: PartitionDeps) {
     this.topic = deps.topic;
@@ -100,6 +106,7 @@ export class PartitionLog {
     if (segments.length === 0) await log.createSegment(0);
     log.end_offset = log.active.next_offset;
     log.hw = log.end_offset;
+    log.tail = deps.memory?.register(`${deps.topic}/${deps.partition}`) ?? null;
     if (deps.config.fsync.policy === 'interval') {
       log.flush_timer = setInterval(() => void log.flush().catch(() => undefined), deps.config.fsync.interval_ms);
       log.flush_timer.unref();
@@ -271,6 +278,7 @@ export class PartitionLog {
     seg.next_offset = next_offset;
     this.end_offset = next_offset;
     this.bytes_since_disk_check += pos - start_position;
+    this.tail?.add(buffers, pos - start_position);
     if (this.deps.config.fsync.policy === 'always') {
       seg.durable_bytes = pos;
       void this.deps.catalog.putSegment(this.key, seg.base_offset, seg.record());
@@ -347,8 +355,13 @@ export class PartitionLog {
     if (offset < log_start || offset > hw) throw offsetOutOfRange(offset, log_start, hw, `${this.topic}/${this.partition}`);
     const empty = { records: Buffer.alloc(0), next_offset: offset, high_watermark: hw, log_start_offset: log_start };
     if (offset === hw) return empty;
-    const seg = this.segmentFor(offset);
     const cap = Math.min(max_bytes, limits.read_size_max_bytes);
+    const hot = this.tail?.read(offset, cap, hw);
+    if (hot) {
+      this.io.memory_reads++;
+      return { ...hot, high_watermark: hw, log_start_offset: log_start };
+    }
+    const seg = this.segmentFor(offset);
     const floor = this.deps.catalog.offsetFloor(this.key, seg.base_offset, offset);
     const result = await this.readFromSegment(seg, floor ? floor.position : 0, offset, cap, hw, floor?.offset ?? seg.base_offset);
     return { ...result, high_watermark: hw, log_start_offset: log_start };
@@ -376,6 +389,7 @@ export class PartitionLog {
     const seg_size = seg.size_bytes;
     const now = this.deps.clock.now_ms();
     let pos = start_position;
+    this.io.disk_reads++;
     let buf = await seg.readAt(now, pos, Math.min(seg_size - pos, Math.max(READ_CHUNK_MIN_BYTES, max_bytes + limits.index_interval_bytes * 2)));
     // Pair assertion on the index: the entry must point at the start of the batch it names. An entry
     // that does not (written for bytes since truncated and rewritten) is ignored: scan from the start.
@@ -393,6 +407,7 @@ export class PartitionLog {
         // The batch we need runs past this chunk: read again starting at it, big enough for it.
         pos += off;
         const want = Math.max(size, READ_CHUNK_MIN_BYTES, max_bytes);
+        this.io.disk_reads++;
         buf = await seg.readAt(now, pos, Math.min(seg_size - pos, want));
         off = 0;
         if (batchSizeAt(buf, 0) > buf.length) throw corruptSegment(seg.path, pos, 'batch runs past the committed end of the segment');
@@ -545,6 +560,7 @@ export class PartitionLog {
         throw offsetOutOfRange(offset, this.logStartOffset, this.end_offset, `truncation of ${this.topic}/${this.partition}`);
       }
       if (offset === this.end_offset) return;
+      this.tail?.truncateTo(offset);
       while (this.segments.length > 1 && this.active.base_offset >= offset) {
         const seg = this.segments.pop()!;
         seg.deleted = true;
@@ -638,6 +654,7 @@ export class PartitionLog {
       this.closed_state = 'closed';
       for (const s of this.segments) await s.closeHandle();
     });
+    this.releaseTail();
     this.waiters.closeAll();
   }
 
@@ -651,7 +668,13 @@ export class PartitionLog {
     for (const p of this.queue.splice(0)) p.reject(closed('abandoned partition'));
     while (this.writer_running) await this.writer_running.catch(() => undefined);
     for (const s of this.segments) await s.closeHandle();
+    this.releaseTail();
     this.waiters.closeAll();
+  }
+
+  private releaseTail(): void {
+    if (this.tail) this.deps.memory?.unregister(this.tail);
+    this.tail = null;
   }
 }
 

@@ -76,6 +76,8 @@ export interface StoreOptions {
   free_bytes?: (dir: string) => number;
   /** Verify each batch's CRC when reading (pair assertion with the check on append). Default true. */
   verify_crc_on_read?: boolean;
+  /** Node-wide memory-tier budget for partitions' hot tails (default 256 MiB; 0 disables). */
+  memory_tier_bytes?: number;
   /** Defaults applied to topics created without explicit values. */
   topic_defaults?: Partial<TopicConfig>;
 }

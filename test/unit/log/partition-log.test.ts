@@ -4,6 +4,13 @@ import { LogStore, ManualClock, checkBatch, forEachBatch, readBatchHeader } from
 import { batchOf, readAll, recordsOf } from '../../support/batches.js';
 import { tempDir } from '../../support/tmp.js';
 
+// The whole suite runs once per read-path configuration: SSD only, a memory tier so small that
+// reads mix memory and SSD, and the default memory tier.
+describe.each([
+  { tier: 'ssd only', memory_tier_bytes: 0 },
+  { tier: 'tiny memory tier', memory_tier_bytes: 8 * 1024 },
+  { tier: 'default memory tier', memory_tier_bytes: 256 * 1024 * 1024 },
+])('partition log ($tier)', ({ memory_tier_bytes }) => {
 let dir: string;
 let cleanup: () => void;
 let store: LogStore;
@@ -11,7 +18,7 @@ const clock = new ManualClock(1_700_000_000_000);
 
 beforeEach(async () => {
   ({ dir, cleanup } = tempDir());
-  store = await LogStore.open({ dir, clock, disk_free_floor_bytes: 0, retention_check_interval_ms: 0 });
+  store = await LogStore.open({ dir, clock, disk_free_floor_bytes: 0, retention_check_interval_ms: 0, memory_tier_bytes });
 });
 afterEach(async () => {
   await store.close();
@@ -228,4 +235,5 @@ describe('segments', () => {
     ac.abort();
     expect(await aborted).toBe(false);
   });
+});
 });

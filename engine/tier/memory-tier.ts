@@ -1,0 +1,218 @@
+import { assert } from '../base/assert.js';
+import { batchBaseOffset, batchLastOffsetDelta } from '../format/record-batch.js';
+
+/**
+ * The memory tier: the hot tail of every partition, kept in RAM under one node-wide byte budget.
+ *
+ * It is write-through: a partition adds batches only after they are written to its segment file,
+ * so evicting from memory never loses anything. Each group commit's batches are copied once into a
+ * single owned chunk, so the budget counts exactly the bytes retained (no hidden parent buffers),
+ * and a read inside one chunk is a zero-copy slice.
+ *
+ * Fairness: when the budget is exceeded, the partition furthest above its fair share
+ * (budget / partitions) loses its oldest chunk first, so one busy partition cannot push every
+ * other partition's tail out of memory.
+ */
+export class MemoryTier {
+  private tails = new Set<PartitionTail>();
+  private used = 0;
+
+  constructor(readonly budget_bytes: number) {
+    assert(Number.isSafeInteger(budget_bytes) && budget_bytes >= 0, 'memory tier budget must be a non-negative integer');
+  }
+
+  get used_bytes(): number {
+    return this.used;
+  }
+
+  get partition_count(): number {
+    return this.tails.size;
+  }
+
+  register(name: string): PartitionTail {
+    const t = new PartitionTail(this, name);
+    this.tails.add(t);
+    return t;
+  }
+
+  unregister(t: PartitionTail): void {
+    if (!this.tails.delete(t)) return;
+    this.used -= t.bytes;
+    t.reset();
+  }
+
+  /** Called by a tail after its size changed by `delta` bytes; evicts until within budget. */
+  account(delta: number): void {
+    this.used += delta;
+    while (this.used > this.budget_bytes) {
+      const fair = this.budget_bytes / Math.max(1, this.tails.size);
+      let victim: PartitionTail | null = null;
+      for (const t of this.tails) {
+        if (t.bytes === 0) continue;
+        if (victim === null || t.bytes - fair > victim.bytes - fair) victim = t;
+      }
+      assert(victim !== null, 'memory tier over budget with nothing to evict');
+      this.used -= victim.evictOldest();
+    }
+  }
+}
+
+interface Chunk {
+  buf: Buffer;
+  /** Base offset of each batch in the chunk, ascending. */
+  bases: number[];
+  /** Byte position of each batch within buf. */
+  positions: number[];
+  next_offset: number;
+}
+
+/** One partition's cached tail: contiguous chunks covering [first_offset, end_offset). */
+export class PartitionTail {
+  private chunks: Chunk[] = [];
+  private head = 0;
+  bytes = 0;
+  hits = 0;
+
+  constructor(private readonly tier: MemoryTier, readonly name: string) {}
+
+  get first_offset(): number {
+    return this.head < this.chunks.length ? this.chunks[this.head]!.bases[0]! : -1;
+  }
+
+  get end_offset(): number {
+    return this.head < this.chunks.length ? this.chunks[this.chunks.length - 1]!.next_offset : -1;
+  }
+
+  /**
+   * Adds batches just written to the segment (already stamped with offsets). Batches that do not
+   * continue the cached range (after a truncation or a reopen) restart the cache.
+   */
+  add(batches: readonly Buffer[], total_bytes: number): void {
+    if (batches.length === 0 || total_bytes > this.tier.budget_bytes) {
+      if (total_bytes > this.tier.budget_bytes) this.dropAll();
+      return;
+    }
+    const first = batchBaseOffset(batches[0]!);
+    if (this.end_offset !== -1 && first !== this.end_offset) this.dropAll();
+    const buf = Buffer.allocUnsafe(total_bytes);
+    const bases: number[] = [];
+    const positions: number[] = [];
+    let pos = 0;
+    let next_offset = first;
+    for (const b of batches) {
+      b.copy(buf, pos);
+      const base = batchBaseOffset(b);
+      assert(base === next_offset, `memory tier: batch ${base} does not follow ${next_offset}`);
+      bases.push(base);
+      positions.push(pos);
+      next_offset = base + batchLastOffsetDelta(b) + 1;
+      pos += b.length;
+    }
+    assert(pos === total_bytes, 'memory tier: chunk size mismatch');
+    this.chunks.push({ buf, bases, positions, next_offset });
+    this.bytes += total_bytes;
+    this.tier.account(total_bytes);
+  }
+
+  /**
+   * Whole batches from the one containing `offset`, up to max_bytes (at least one), below `hw`.
+   * Returns null when `offset` is not in memory (the caller reads the SSD tier).
+   */
+  read(offset: number, max_bytes: number, hw: number): { records: Buffer; next_offset: number } | null {
+    if (this.head >= this.chunks.length || offset < this.first_offset || offset >= this.end_offset) return null;
+    let ci = this.findChunk(offset);
+    const parts: Buffer[] = [];
+    let size = 0;
+    let next_offset = offset;
+    let bi = findBatch(this.chunks[ci]!.bases, offset);
+    for (; ci < this.chunks.length; ci++, bi = 0) {
+      const c = this.chunks[ci]!;
+      const start = c.positions[bi]!;
+      let end = start;
+      for (; bi < c.bases.length; bi++) {
+        if (c.bases[bi]! >= hw) break;
+        const batch_end = bi + 1 < c.positions.length ? c.positions[bi + 1]! : c.buf.length;
+        if (size + (end - start) > 0 && size + (batch_end - start) > max_bytes) break;
+        end = batch_end;
+        next_offset = bi + 1 < c.bases.length ? c.bases[bi + 1]! : c.next_offset;
+      }
+      if (end > start) {
+        parts.push(c.buf.subarray(start, end));
+        size += end - start;
+      }
+      if (bi < c.bases.length) break; // stopped inside this chunk (hw or max_bytes)
+    }
+    if (parts.length === 0) return null;
+    this.hits++;
+    return { records: parts.length === 1 ? parts[0]! : Buffer.concat(parts, size), next_offset };
+  }
+
+  private findChunk(offset: number): number {
+    let lo = this.head;
+    let hi = this.chunks.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.chunks[mid]!.bases[0]! <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  /** Drops cached batches at or after `offset` (log truncation). */
+  truncateTo(offset: number): void {
+    if (this.head >= this.chunks.length || offset >= this.end_offset) return;
+    // Chunks are dropped whole; a chunk straddling `offset` goes too (it will be re-read from SSD).
+    let freed = 0;
+    while (this.chunks.length > this.head && this.chunks[this.chunks.length - 1]!.next_offset > offset) {
+      const c = this.chunks.pop()!;
+      if (c.bases[0]! < offset) {
+        freed += c.buf.length;
+        break;
+      }
+      freed += c.buf.length;
+    }
+    this.bytes -= freed;
+    this.tier.account(-freed);
+    if (this.head >= this.chunks.length) this.reset();
+  }
+
+  /** Evicts the oldest chunk; returns bytes freed. */
+  evictOldest(): number {
+    const c = this.chunks[this.head];
+    if (!c) return 0;
+    this.chunks[this.head] = undefined as unknown as Chunk;
+    this.head++;
+    this.bytes -= c.buf.length;
+    if (this.head >= this.chunks.length) {
+      this.chunks = [];
+      this.head = 0;
+    } else if (this.head > 64 && this.head * 2 > this.chunks.length) {
+      this.chunks = this.chunks.slice(this.head);
+      this.head = 0;
+    }
+    return c.buf.length;
+  }
+
+  private dropAll(): void {
+    const freed = this.bytes;
+    this.reset();
+    this.tier.account(-freed);
+  }
+
+  reset(): void {
+    this.chunks = [];
+    this.head = 0;
+    this.bytes = 0;
+  }
+}
+
+function findBatch(bases: readonly number[], offset: number): number {
+  let lo = 0;
+  let hi = bases.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (bases[mid]! <= offset) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}

@@ -1,0 +1,66 @@
+import fc from 'fast-check';
+import { expect, test } from 'vitest';
+import { encodeBatch, forEachBatch, stampBatch } from '../engine/index.js';
+import { MemoryTier } from '../engine/tier/memory-tier.js';
+
+const seed = Number(process.env.SEED ?? Date.now() % 2 ** 31);
+
+type Op =
+  | { kind: 'add'; p: number; sizes: number[] }
+  | { kind: 'read'; p: number; at: number; max_bytes: number }
+  | { kind: 'truncate'; p: number; at: number };
+
+const op: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 5, arbitrary: fc.record({ kind: fc.constant('add' as const), p: fc.nat(3), sizes: fc.array(fc.integer({ min: 0, max: 3000 }), { minLength: 1, maxLength: 6 }) }) },
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant('read' as const), p: fc.nat(3), at: fc.double({ min: 0, max: 1, noNaN: true }), max_bytes: fc.integer({ min: 1, max: 20_000 }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('truncate' as const), p: fc.nat(3), at: fc.double({ min: 0, max: 1, noNaN: true }) }) },
+);
+
+test('memory tier: the budget is a hard bound, and every hit returns exactly the model batches', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 2_000, max: 60_000 }), fc.array(op, { maxLength: 80 }), (budget, ops) => {
+      const tier = new MemoryTier(budget);
+      const tails = [0, 1, 2, 3].map((i) => tier.register(`t/${i}`));
+      // Model per partition: batches in order (each a stamped RecordBatch with one record).
+      const model: Buffer[][] = [[], [], [], []];
+      const endOf = (p: number) => model[p]!.length; // one record per batch: offset == index
+      for (const o of ops) {
+        const tail = tails[o.p]!;
+        const m = model[o.p]!;
+        if (o.kind === 'add') {
+          const batches = o.sizes.map((n, i) => {
+            const b = encodeBatch([{ value: Buffer.alloc(n, i) }], { timestamp_ms: 1 });
+            stampBatch(b, 0, m.length + i, 0);
+            return b;
+          });
+          m.push(...batches);
+          tail.add(batches, batches.reduce((a, b) => a + b.length, 0));
+        } else if (o.kind === 'truncate') {
+          const at = Math.floor(o.at * m.length);
+          m.length = at;
+          tail.truncateTo(at);
+        } else if (m.length > 0) {
+          const offset = Math.min(m.length - 1, Math.floor(o.at * m.length));
+          const r = tail.read(offset, o.max_bytes, endOf(o.p));
+          if (r !== null) {
+            const got: Buffer[] = [];
+            forEachBatch(r.records, (pos, size) => got.push(r.records.subarray(pos, pos + size)));
+            expect(got.length).toBeGreaterThan(0);
+            expect(got.length === 1 || r.records.length <= o.max_bytes).toBe(true);
+            got.forEach((b, i) => expect(b.equals(m[offset + i]!)).toBe(true));
+            expect(r.next_offset).toBe(offset + got.length);
+          } else {
+            expect(offset < tail.first_offset || tail.first_offset === -1 || offset >= tail.end_offset).toBe(true);
+          }
+        }
+        // Invariants after every step.
+        expect(tier.used_bytes).toBeLessThanOrEqual(budget);
+        expect(tier.used_bytes).toBe(tails.reduce((a, t) => a + t.bytes, 0));
+        tails.forEach((t, i) => {
+          if (t.first_offset !== -1) expect(t.end_offset).toBeLessThanOrEqual(endOf(i));
+        });
+      }
+    }),
+    { seed, numRuns: 300, verbose: 1 },
+  );
+}, 60_000);

@@ -1,0 +1,103 @@
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { LogStore } from '../../../engine/index.js';
+import { MemoryTier } from '../../../engine/tier/memory-tier.js';
+import { batchOf, readAll, recordsOf } from '../../support/batches.js';
+import { tempDir } from '../../support/tmp.js';
+
+let dir: string;
+let cleanup: () => void;
+beforeEach(() => ({ dir, cleanup } = tempDir()));
+afterEach(() => cleanup());
+
+describe('memory tier inside the partition log', () => {
+  test('a read that falls inside the memory tier does no disk I/O; one below it reads the segment file', async () => {
+    const s = await LogStore.open({ dir, disk_free_floor_bytes: 0, memory_tier_bytes: 64 * 1024 });
+    try {
+      await s.createTopic('t');
+      const p = s.partition('t', 0);
+      for (let i = 0; i < 100; i++) await p.append(batchOf(4, `b${i}`, 1, 250)); // ~100 KiB, more than the budget
+      expect(s.memory!.used_bytes).toBeLessThanOrEqual(64 * 1024);
+      const disk_before = p.io.disk_reads;
+      // The last 20 batches are certainly in memory.
+      let offset = 320;
+      while (offset < p.highWatermark) {
+        const r = await p.read(offset, 4096);
+        offset = r.next_offset;
+      }
+      expect(p.io.disk_reads).toBe(disk_before);
+      expect(p.io.memory_reads).toBeGreaterThan(0);
+      const r0 = await p.read(0, 4096);
+      expect(recordsOf(r0.records)[0]!.offset).toBe(0);
+      expect(p.io.disk_reads).toBeGreaterThan(disk_before);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('memory and SSD serve byte-identical batches', async () => {
+    const hot = await LogStore.open({ dir, disk_free_floor_bytes: 0 });
+    await hot.createTopic('t');
+    const p = hot.partition('t', 0);
+    for (let i = 0; i < 50; i++) await Promise.all([p.append(batchOf(3, `a${i}`)), p.append(batchOf(2, `b${i}`))]);
+    const from_memory: Buffer[] = [];
+    for (let o = 0; o < p.highWatermark; ) {
+      const r = await p.read(o, 3000);
+      from_memory.push(r.records);
+      o = r.next_offset;
+    }
+    expect(p.io.disk_reads).toBe(0);
+    await hot.close();
+    const cold = await LogStore.open({ dir, disk_free_floor_bytes: 0, memory_tier_bytes: 0 });
+    const q = cold.partition('t', 0);
+    const from_disk: Buffer[] = [];
+    for (let o = 0; o < q.highWatermark; ) {
+      const r = await q.read(o, 3000);
+      from_disk.push(r.records);
+      o = r.next_offset;
+    }
+    await cold.close();
+    expect(Buffer.concat(from_memory).equals(Buffer.concat(from_disk))).toBe(true);
+  });
+
+  test('a busy partition cannot evict a quiet partition below its fair share', async () => {
+    const s = await LogStore.open({ dir, disk_free_floor_bytes: 0, memory_tier_bytes: 64 * 1024 });
+    try {
+      await s.createTopic('busy');
+      await s.createTopic('quiet');
+      const quiet = s.partition('quiet', 0);
+      for (let i = 0; i < 10; i++) await quiet.append(batchOf(2, `q${i}`, 1, 300)); // ~6 KiB < 32 KiB fair share
+      const busy = s.partition('busy', 0);
+      for (let i = 0; i < 500; i++) await busy.append(batchOf(2, `x${i}`, 1, 300));
+      expect(s.memory!.used_bytes).toBeLessThanOrEqual(64 * 1024);
+      const before = quiet.io.disk_reads;
+      expect((await readAll(quiet)).length).toBe(20);
+      expect(quiet.io.disk_reads).toBe(before);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('truncation drops cached batches; later appends are served correctly', async () => {
+    const s = await LogStore.open({ dir, disk_free_floor_bytes: 0 });
+    try {
+      await s.createTopic('t');
+      const p = s.partition('t', 0);
+      for (let i = 0; i < 10; i++) await p.append(batchOf(2, `old${i}`));
+      await p.truncateTo(10);
+      await p.append(batchOf(2, 'new'));
+      const all = await readAll(p);
+      expect(all.map((r) => r.value!.toString()).slice(8)).toEqual(['old4-0', 'old4-1', 'new-0', 'new-1']);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('a chunk larger than the whole budget is not cached', () => {
+    const tier = new MemoryTier(1000);
+    const t = tier.register('x');
+    const b = batchOf(1, 'big', 1, 2000);
+    t.add([b], b.length);
+    expect(tier.used_bytes).toBe(0);
+    expect(t.read(0, 1 << 20, 1)).toBeNull();
+  });
+});
