@@ -1,6 +1,6 @@
 import { mkdir, readFile, readdir, rename, rm, writeFile, open as openFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { systemClock, type Clock } from '../base/clock.js';
+import { systemClock } from '../base/clock.js';
 import { closed, invalidArgument, storageError, topicExists, unknownPartition, unknownTopic } from '../base/errors.js';
 import { limits } from '../base/limits.js';
 import { Catalog } from '../catalog/catalog.js';

@@ -18,12 +18,9 @@ import { limits } from '../base/limits.js';
 import type { Catalog, PartitionKey } from '../catalog/catalog.js';
 import {
   F_RECORD_COUNT,
-  LOG_OVERHEAD_BYTES,
   batchBaseOffset,
   batchLastOffsetDelta,
   batchMaxTimestamp,
-  batchSizeAt,
-  checkBatch,
   forEachBatch,
   forEachRecord,
   splitRecordSet,
@@ -35,6 +32,7 @@ import { scanSegment } from './segment-scan.js';
 import { Segment } from './segment.js';
 import type { AppendOptions, AppendResult, PartitionStats, ReadResult, TopicConfig } from './types.js';
 import { Waiters } from './waiters.js';
+import { readBatches, type RangeSource, type SelectedBatches } from './read-path.js';
 import type { MemoryTier, PartitionTail } from '../tier/memory-tier.js';
 
 export interface PartitionDeps {
@@ -58,8 +56,6 @@ interface PendingAppend {
   resolve: (r: AppendResult) => void;
   reject: (e: unknown) => void;
 }
-
-const READ_CHUNK_MIN_BYTES = 64 * 1024;
 
 /**
  * One partition's log: an ordered list of segment files, the last one active.
@@ -363,7 +359,7 @@ export class PartitionLog {
     }
     const seg = this.segmentFor(offset);
     const floor = this.deps.catalog.offsetFloor(this.key, seg.base_offset, offset);
-    const result = await this.readFromSegment(seg, floor ? floor.position : 0, offset, cap, hw, floor?.offset ?? seg.base_offset);
+    const result = await this.readFromSegment(seg, floor ? floor.position : 0, floor?.offset ?? seg.base_offset, offset, cap, hw);
     return { ...result, high_watermark: hw, log_start_offset: log_start };
   }
 
@@ -378,66 +374,23 @@ export class PartitionLog {
     return this.segments[lo]!;
   }
 
-  private async readFromSegment(
-    seg: Segment,
-    start_position: number,
-    offset: number,
-    max_bytes: number,
-    hw: number,
-    expected_base: number,
-  ): Promise<{ records: Buffer; next_offset: number }> {
-    const seg_size = seg.size_bytes;
+  private async readFromSegment(seg: Segment, start_position: number, expected_base: number, offset: number, max_bytes: number, hw: number): Promise<SelectedBatches> {
     const now = this.deps.clock.now_ms();
-    let pos = start_position;
-    this.io.disk_reads++;
-    let buf = await seg.readAt(now, pos, Math.min(seg_size - pos, Math.max(READ_CHUNK_MIN_BYTES, max_bytes + limits.index_interval_bytes * 2)));
-    // Pair assertion on the index: the entry must point at the start of the batch it names. An entry
-    // that does not (written for bytes since truncated and rewritten) is ignored: scan from the start.
-    if (pos > 0 && (buf.length < LOG_OVERHEAD_BYTES || batchBaseOffset(buf, 0) !== expected_base)) {
-      return this.readFromSegment(seg, 0, offset, max_bytes, hw, seg.base_offset);
-    }
-    let off = 0;
-    let first = -1;
-    let end = -1;
-    let next_offset = offset;
-    while (off < buf.length) {
-      const size = batchSizeAt(buf, off);
-      if (size < 0 || off + size > buf.length) {
-        if (first !== -1 || pos + off >= seg_size) break;
-        // The batch we need runs past this chunk: read again starting at it, big enough for it.
-        pos += off;
-        const want = Math.max(size, READ_CHUNK_MIN_BYTES, max_bytes);
+    const src: RangeSource = {
+      base_offset: seg.base_offset,
+      size_bytes: seg.size_bytes,
+      path: seg.path,
+      readRange: (position, length) => {
         this.io.disk_reads++;
-        buf = await seg.readAt(now, pos, Math.min(seg_size - pos, want));
-        off = 0;
-        if (batchSizeAt(buf, 0) > buf.length) throw corruptSegment(seg.path, pos, 'batch runs past the committed end of the segment');
-        continue;
-      }
-      const base = batchBaseOffset(buf, off);
-      const last = base + batchLastOffsetDelta(buf, off);
-      if (base >= hw) break;
-      if (last < offset) {
-        off += size;
-        continue;
-      }
-      if (first !== -1 && off + size - first > max_bytes) break;
-      if (this.deps.verify_crc_on_read) {
-        const problem = checkBatch(buf, off, size);
-        if (problem !== null) throw corruptSegment(seg.path, pos + off, problem);
-      }
-      if (first === -1) first = off;
-      end = off + size;
-      next_offset = last + 1;
-      off += size;
-    }
-    if (first === -1) {
-      // Only possible when `offset` lies in a gap past this segment's last batch (compaction).
-      const idx = this.segments.indexOf(seg);
-      const later = this.segments[idx + 1];
-      assert(later !== undefined && later.base_offset > offset, `no batch covers offset ${offset} in ${seg.path}`);
-      return this.readFromSegment(later, 0, later.base_offset, max_bytes, hw, later.base_offset);
-    }
-    return { records: buf.subarray(first, end), next_offset };
+        return seg.readAt(now, position, length);
+      },
+    };
+    const got = await readBatches(src, start_position, expected_base, offset, max_bytes, hw, this.deps.verify_crc_on_read);
+    if (got) return got;
+    // Only possible when `offset` lies in a gap past this segment's last batch (compaction).
+    const later = this.segments[this.segments.indexOf(seg) + 1];
+    assert(later !== undefined && later.base_offset > offset, `no batch covers offset ${offset} in ${seg.path}`);
+    return this.readFromSegment(later, 0, later.base_offset, later.base_offset, max_bytes, hw);
   }
 
   /**
