@@ -34,6 +34,21 @@ export interface GroupOffset {
 
 export type PartitionKey = readonly [topic: string, partition: number];
 
+/** A sealed segment held by the archive tier (its local copy may be gone). */
+export interface ArchivedSegment {
+  base_offset: number;
+  next_offset: number;
+  size_bytes: number;
+  crc32c: number;
+  max_timestamp_ms: number;
+  /** Path inside the archive store. */
+  path: string;
+  uploaded_ms: number;
+}
+
+/** Sparse index entries of one segment: [batch base offset, position, running max timestamp at that batch]. */
+export type SegmentIndexEntries = Array<[offset: number, position: number, running_max_ts: number]>;
+
 const CATALOG_VERSION = 1;
 const TS_MIN = -(2 ** 53);
 const TS_MAX = 2 ** 53;
@@ -46,6 +61,7 @@ export class Catalog {
     readonly tindex: Database<[number, number, number], (string | number)[]>,
     readonly groups: Database<GroupOffset, (string | number)[]>,
     readonly meta: Database<unknown, string>,
+    readonly archived: Database<ArchivedSegment, (string | number)[]>,
     /** True when the environment was created by this open (nothing to trust, rebuild from segments). */
     readonly fresh: boolean,
   ) {}
@@ -63,6 +79,7 @@ export class Catalog {
         env.openDB({ name: 'tindex' }),
         env.openDB({ name: 'groups' }),
         meta,
+        env.openDB({ name: 'archived' }),
         fresh,
       );
     } catch (err) {
@@ -152,11 +169,48 @@ export class Catalog {
 
   dropPartition(p: PartitionKey): void {
     this.env.transactionSync(() => {
-      for (const db of [this.segments, this.oindex] as const) {
+      for (const db of [this.segments, this.oindex, this.archived] as const) {
         for (const { key } of db.getRange({ start: [p[0], p[1], -1], end: [p[0], p[1], TS_MAX] })) db.removeSync(key);
       }
       for (const { key } of this.tindex.getRange({ start: [p[0], p[1], TS_MIN], end: [p[0], p[1], TS_MAX] })) this.tindex.removeSync(key);
     });
+  }
+
+  listArchived(p: PartitionKey): ArchivedSegment[] {
+    return [...this.archived.getRange({ start: [p[0], p[1], -1], end: [p[0], p[1], TS_MAX] })].map((e) => e.value);
+  }
+
+  /** Durable when it resolves: a local segment may be deleted only after this. */
+  async putArchived(p: PartitionKey, a: ArchivedSegment): Promise<void> {
+    await this.archived.put([p[0], p[1], a.base_offset], a);
+    await this.archived.flushed;
+  }
+
+  async removeArchived(p: PartitionKey, base_offset: number): Promise<void> {
+    await this.archived.remove([p[0], p[1], base_offset]);
+  }
+
+  /** The index entries that belong to the segment starting at `segment_base` (for archive sidecars). */
+  segmentIndexEntries(p: PartitionKey, segment_base: number, next_offset: number): SegmentIndexEntries {
+    const rmts = new Map<number, number>();
+    for (const { key, value } of this.tindex.getRange({ start: [p[0], p[1], TS_MIN], end: [p[0], p[1], TS_MAX] })) {
+      if (value[1] === segment_base) rmts.set(value[0], key[2] as number);
+    }
+    const out: SegmentIndexEntries = [];
+    for (const { key, value } of this.oindex.getRange({ start: [p[0], p[1], segment_base], end: [p[0], p[1], next_offset] })) {
+      if (value[0] !== segment_base) continue;
+      const off = key[2] as number;
+      out.push([off, value[1], rmts.get(off) ?? -1]);
+    }
+    return out;
+  }
+
+  /** Writes a segment's index entries back (restore from the archive). */
+  putSegmentIndexEntries(p: PartitionKey, segment_base: number, entries: SegmentIndexEntries): void {
+    for (const [offset, position, rmts] of entries) {
+      this.putOffsetEntry(p, offset, segment_base, position);
+      if (rmts >= 0) this.putTimeEntry(p, rmts, offset, segment_base, position);
+    }
   }
 
   /** Durable when the promise resolves (LMDB commit is synced to disk). */

@@ -9,7 +9,11 @@ import { MemoryTier } from '../tier/memory-tier.js';
 import { statfsFreeBytes } from './disk-space.js';
 import { PartitionLog } from './partition-log.js';
 import { resolveTopicConfig, validateTopicName } from './topic-config.js';
-import type { StoreOptions, TopicConfig, TopicInfo } from './types.js';
+import type { EngineLogger, StoreOptions, TopicConfig, TopicInfo } from './types.js';
+import { ArchiveTier } from '../tier/archive-tier.js';
+import { openArchiveStore } from '../tier/archive/archive-store.js';
+
+const silentLogger: EngineLogger = { info: () => undefined, warn: () => undefined };
 
 const TOPIC_FILE = 'topic.json';
 
@@ -36,9 +40,14 @@ export class LogStore {
     readonly dir: string,
     private readonly lock: DataDirLock,
     readonly catalog: Catalog,
-    private readonly opts: Required<Omit<StoreOptions, 'topic_defaults' | 'memory_tier_bytes'>> & { topic_defaults: Partial<TopicConfig> },
+    private readonly opts: Required<Omit<StoreOptions, 'topic_defaults' | 'memory_tier_bytes' | 'archive_url' | 'archive_interval_ms' | 'archive_cache_bytes' | 'logger'>> & { topic_defaults: Partial<TopicConfig> },
     readonly memory: MemoryTier | null,
+    private readonly logger: EngineLogger,
   ) {}
+
+  /** The archive tier, when the store was opened with `archive_url`. */
+  archive: ArchiveTier | null = null;
+  private archive_timer: NodeJS.Timeout | null = null;
 
   static async open(options: StoreOptions & { retention_check_interval_ms?: number }): Promise<LogStore> {
     const dir = options.dir;
@@ -55,8 +64,23 @@ export class LogStore {
         free_bytes: options.free_bytes ?? statfsFreeBytes,
         verify_crc_on_read: options.verify_crc_on_read ?? true,
         topic_defaults: options.topic_defaults ?? {},
-      }, memory_bytes > 0 ? new MemoryTier(memory_bytes) : null);
+      }, memory_bytes > 0 ? new MemoryTier(memory_bytes) : null, options.logger ?? silentLogger);
+      if (options.archive_url) {
+        store.archive = await ArchiveTier.open({
+          store: openArchiveStore(options.archive_url),
+          catalog,
+          clock: store.opts.clock,
+          cache_dir: join(dir, 'archive-cache'),
+          ...(options.archive_cache_bytes !== undefined ? { cache_max_bytes: options.archive_cache_bytes } : {}),
+        });
+        if (catalog.fresh) await store.restoreFromArchive();
+      }
       await store.openTopics();
+      const archive_every_ms = options.archive_interval_ms ?? 10_000;
+      if (store.archive && archive_every_ms > 0) {
+        store.archive_timer = setInterval(() => void store.archiveAndRetain(), archive_every_ms);
+        store.archive_timer.unref();
+      }
       const every_ms = options.retention_check_interval_ms ?? 30_000;
       if (every_ms > 0) {
         store.retention_timer = setInterval(() => void store.applyRetention().catch(() => undefined), every_ms);
@@ -68,6 +92,44 @@ export class LogStore {
       lock.release();
       throw err;
     }
+  }
+
+  /**
+   * An empty (or lost) catalog with an archive configured: rebuild the archived-segment catalog and
+   * index entries from the archive's sidecars, and recreate topics this data dir does not have.
+   */
+  private async restoreFromArchive(): Promise<void> {
+    const topics = await this.archive!.restoreCatalog();
+    for (const info of topics) {
+      const tdir = join(this.dir, 'topics', info.name);
+      await mkdir(tdir, { recursive: true });
+      const file = join(tdir, TOPIC_FILE);
+      await writeFile(file, JSON.stringify(info, null, 2), { flag: 'wx' }).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EEXIST') throw err;
+      });
+    }
+    this.logger.info({ archive: this.archive!.url, topics: topics.length }, 'catalog rebuilt from the archive');
+  }
+
+  /** Uploads eligible sealed segments of every partition, then applies retention. Never throws. */
+  async archiveAndRetain(): Promise<{ uploaded: number; deleted: number; failures: number }> {
+    let uploaded = 0;
+    let failures = 0;
+    for (const t of this.topics.values()) {
+      for (const p of t.partitions) {
+        try {
+          uploaded += await p.archiveSegments();
+        } catch (err) {
+          failures++;
+          this.logger.warn({ topic: p.topic, partition: p.partition, err: (err as Error).message }, 'archive upload failed; local segments kept, will retry');
+        }
+      }
+    }
+    const deleted = await this.applyRetention().catch((err: unknown) => {
+      this.logger.warn({ err: (err as Error).message }, 'retention failed');
+      return 0;
+    });
+    return { uploaded, deleted, failures };
   }
 
   private async openTopics(): Promise<void> {
@@ -98,6 +160,7 @@ export class LogStore {
           disk_free_floor_bytes: this.opts.disk_free_floor_bytes,
           verify_crc_on_read: this.opts.verify_crc_on_read,
           memory: this.memory,
+          archive: this.archive,
         }),
       );
     }
@@ -133,9 +196,12 @@ export class LogStore {
     if (!t) throw unknownTopic(name);
     this.topics.delete(name);
     for (const p of t.partitions) {
+      // Archived data goes too, or a later rebuild from the archive would bring the topic back.
+      if (this.archive) for (const a of this.archive.list([name, p.partition])) await this.archive.delete([name, p.partition], a);
       await p.close();
       this.catalog.dropPartition([name, p.partition]);
     }
+    await this.archive?.deleteTopic(name);
     // Rename first so a crash mid-delete never leaves a half-topic that looks alive.
     const tdir = join(this.dir, 'topics', name);
     const gone = join(this.dir, `.deleted-${name}-${Date.now()}`);
@@ -200,8 +266,10 @@ export class LogStore {
     if (this.state !== 'open') return;
     this.state = 'closing';
     if (this.retention_timer) clearInterval(this.retention_timer);
+    if (this.archive_timer) clearInterval(this.archive_timer);
     try {
       for (const t of this.topics.values()) for (const p of t.partitions) await p.close();
+      await this.archive?.close();
       await this.catalog.flush();
       await this.catalog.close();
     } finally {
@@ -215,7 +283,9 @@ export class LogStore {
     if (this.state !== 'open') return;
     this.state = 'closed';
     if (this.retention_timer) clearInterval(this.retention_timer);
+    if (this.archive_timer) clearInterval(this.archive_timer);
     for (const t of this.topics.values()) for (const p of t.partitions) await p.abandon();
+    await this.archive?.close().catch(() => undefined);
     await this.catalog.close();
     this.lock.release();
   }

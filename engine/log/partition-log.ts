@@ -1,4 +1,4 @@
-import { mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, unlink } from 'node:fs/promises';
 import { assert } from '../base/assert.js';
 import type { Clock } from '../base/clock.js';
 import {
@@ -6,11 +6,9 @@ import {
   batchTooLarge,
   closed,
   corruptSegment,
-  diskFull,
   invalidArgument,
   invalidBatch,
   isEngineError,
-  limitExceeded,
   offsetOutOfRange,
   storageError,
 } from '../base/errors.js';
@@ -32,8 +30,14 @@ import { scanSegment } from './segment-scan.js';
 import { Segment } from './segment.js';
 import type { AppendOptions, AppendResult, PartitionStats, ReadResult, TopicConfig } from './types.js';
 import { Waiters } from './waiters.js';
+import { AppendQueue, type PendingAppend } from './append-queue.js';
+import { DiskGuard } from './disk-space.js';
+import { writeAll } from './segment.js';
 import { readBatches, type RangeSource, type SelectedBatches } from './read-path.js';
 import type { MemoryTier, PartitionTail } from '../tier/memory-tier.js';
+import type { ArchiveTier } from '../tier/archive-tier.js';
+import type { ArchivedSegment } from '../catalog/catalog.js';
+import { planRetention } from './retention.js';
 
 export interface PartitionDeps {
   topic: string;
@@ -47,14 +51,8 @@ export interface PartitionDeps {
   verify_crc_on_read: boolean;
   /** The node's memory tier (hot tails), or null to read everything from segment files. */
   memory: MemoryTier | null;
-}
-
-interface PendingAppend {
-  batches: Buffer[];
-  bytes: number;
-  leader_epoch: number;
-  resolve: (r: AppendResult) => void;
-  reject: (e: unknown) => void;
+  /** The node's archive tier, or null when the node has none. */
+  archive: ArchiveTier | null;
 }
 
 /**
@@ -69,28 +67,31 @@ export class PartitionLog {
   private readonly key: PartitionKey;
   private segments: Segment[] = [];
   private indexer: Indexer;
-  private queue: PendingAppend[] = [];
-  private queued_bytes = 0;
-  private writer_running: Promise<void> | null = null;
+  private readonly appends: AppendQueue;
+  private readonly disk: DiskGuard;
   private lock_tail: Promise<unknown> = Promise.resolve();
   private hw = 0;
   private end_offset = 0;
   private closed_state: 'open' | 'closing' | 'closed' = 'open';
   private flush_timer: NodeJS.Timeout | null = null;
-  private bytes_since_disk_check = Infinity;
-  private last_disk_check_ms = 0;
   private readonly waiters = new Waiters();
   /** Bytes cut from a torn tail when this partition was opened. */
   recovered_truncated_bytes = 0;
   private tail: PartitionTail | null = null;
-  /** Reads served from memory vs. from segment files (each segment file read counts once). */
-  readonly io = { memory_reads: 0, disk_reads: 0 };
+  /** Reads served per tier (a disk or archive read counts each range read once). */
+  readonly io = { memory_reads: 0, disk_reads: 0, archive_reads: 0 };
+  /** Segments held by the archive tier, oldest first (some may also still be local). */
+  private archived: ArchivedSegment[] = [];
+  private archive_backoff_until_ms = 0;
+  private archive_failures = 0;
 
   private constructor(private readonly deps: PartitionDeps) {
     this.topic = deps.topic;
     this.partition = deps.partition;
     this.key = [deps.topic, deps.partition];
     this.indexer = new Indexer(deps.catalog, this.key);
+    this.appends = new AppendQueue((group) => this.exclusive(() => this.writeGroup(group)), () => this.closed_state === 'open');
+    this.disk = new DiskGuard(deps.dir, deps.disk_free_floor_bytes, deps.free_bytes, deps.clock);
   }
 
   static async open(deps: PartitionDeps): Promise<PartitionLog> {
@@ -99,7 +100,9 @@ export class PartitionLog {
     const { segments, truncated_bytes } = await recoverPartition(deps.dir, log.key, deps.catalog, log.indexer);
     log.segments = segments;
     log.recovered_truncated_bytes = truncated_bytes;
-    if (segments.length === 0) await log.createSegment(0);
+    log.archived = deps.archive ? deps.archive.list(log.key) : [];
+    // A partition restored from the archive alone starts its local log where the archive ends.
+    if (segments.length === 0) await log.createSegment(log.archived.at(-1)?.next_offset ?? 0);
     log.end_offset = log.active.next_offset;
     log.hw = log.end_offset;
     log.tail = deps.memory?.register(`${deps.topic}/${deps.partition}`) ?? null;
@@ -114,7 +117,9 @@ export class PartitionLog {
     return this.deps.config;
   }
   get logStartOffset(): number {
-    return this.segments[0]!.base_offset;
+    const local = this.segments[0]!.base_offset;
+    const archived = this.archived[0]?.base_offset;
+    return archived !== undefined && archived < local ? archived : local;
   }
   get logEndOffset(): number {
     return this.end_offset;
@@ -129,7 +134,12 @@ export class PartitionLog {
   stats(): PartitionStats {
     let size_bytes = 0;
     for (const s of this.segments) size_bytes += s.size_bytes;
+    let archive_bytes = 0;
+    for (const a of this.archived) archive_bytes += a.size_bytes;
     return {
+      memory_bytes: this.tail?.bytes ?? 0,
+      archive_bytes,
+      archived_segment_count: this.archived.length,
       topic: this.topic,
       partition: this.partition,
       log_start_offset: this.logStartOffset,
@@ -173,14 +183,7 @@ export class PartitionLog {
     }
     let bytes = 0;
     for (const b of batches) bytes += b.length;
-    if (this.queued_bytes + bytes > limits.append_queue_max_bytes) {
-      return Promise.reject(limitExceeded('append_queue_max_bytes', this.queued_bytes + bytes, limits.append_queue_max_bytes));
-    }
-    return new Promise<AppendResult>((resolve, reject) => {
-      this.queue.push({ batches, bytes, leader_epoch: opts.leader_epoch ?? 0, resolve, reject });
-      this.queued_bytes += bytes;
-      this.startWriter();
-    });
+    return this.appends.enqueue({ batches, bytes, leader_epoch: opts.leader_epoch ?? 0 });
   }
 
   private checkProducedBatch(b: Buffer): void {
@@ -191,32 +194,6 @@ export class PartitionLog {
     if (lod !== count - 1) throw invalidBatch(`lastOffsetDelta ${lod} does not match recordCount ${count}`);
   }
 
-  private startWriter(): void {
-    if (this.writer_running) return;
-    this.writer_running = (async () => {
-      while (this.queue.length > 0) {
-        const group = this.takeGroup();
-        await this.exclusive(() => this.writeGroup(group));
-      }
-    })().finally(() => {
-      this.writer_running = null;
-      if (this.queue.length > 0 && this.closed_state === 'open') this.startWriter();
-    });
-  }
-
-  private takeGroup(): PendingAppend[] {
-    const group: PendingAppend[] = [];
-    let bytes = 0;
-    while (this.queue.length > 0) {
-      const next = this.queue[0]!;
-      if (group.length > 0 && bytes + next.bytes > limits.group_commit_max_bytes) break;
-      group.push(this.queue.shift()!);
-      bytes += next.bytes;
-      this.queued_bytes -= next.bytes;
-    }
-    return group;
-  }
-
   private async writeGroup(group: PendingAppend[]): Promise<void> {
     if (this.closed_state === 'closed') {
       for (const p of group) p.reject(closed(`partition ${this.topic}/${this.partition}`));
@@ -225,7 +202,7 @@ export class PartitionLog {
     let bytes = 0;
     for (const p of group) bytes += p.bytes;
     try {
-      this.checkDiskSpace(bytes);
+      this.disk.check(bytes, this.active.size_bytes + bytes > this.deps.config.segment_bytes);
       await this.maybeRoll(bytes);
     } catch (err) {
       for (const p of group) p.reject(err);
@@ -251,9 +228,7 @@ export class PartitionLog {
       if (this.deps.config.fsync.policy === 'always') await fh.datasync();
     } catch (err) {
       await this.undoWrite(seg, start_position);
-      const e = (err as NodeJS.ErrnoException).code === 'ENOSPC'
-        ? diskFull(this.deps.dir, this.safeFreeBytes(), this.deps.disk_free_floor_bytes)
-        : storageError(`appending to ${seg.path}`, err);
+      const e = (err as NodeJS.ErrnoException).code === 'ENOSPC' ? this.disk.enospc() : storageError(`appending to ${seg.path}`, err);
       for (const p of group) p.reject(e);
       return;
     }
@@ -273,7 +248,7 @@ export class PartitionLog {
     seg.size_bytes = pos;
     seg.next_offset = next_offset;
     this.end_offset = next_offset;
-    this.bytes_since_disk_check += pos - start_position;
+    this.disk.wrote(pos - start_position);
     this.tail?.add(buffers, pos - start_position);
     if (this.deps.config.fsync.policy === 'always') {
       seg.durable_bytes = pos;
@@ -290,31 +265,6 @@ export class PartitionLog {
     } catch {
       // If even truncation fails the bytes past `position` are unacknowledged; recovery cuts them.
     }
-  }
-
-  private safeFreeBytes(): number {
-    try {
-      return this.deps.free_bytes();
-    } catch {
-      return -1;
-    }
-  }
-
-  private checkDiskSpace(incoming_bytes: number): void {
-    const now = this.deps.clock.now_ms();
-    const due =
-      this.bytes_since_disk_check + incoming_bytes >= limits.disk_check_interval_bytes ||
-      now - this.last_disk_check_ms >= limits.disk_check_interval_ms ||
-      this.active.size_bytes + incoming_bytes > this.deps.config.segment_bytes;
-    if (!due) return;
-    const free = this.deps.free_bytes();
-    if (free - incoming_bytes < this.deps.disk_free_floor_bytes) {
-      // Re-check on every append while below the floor, so appends resume as soon as space is freed.
-      this.bytes_since_disk_check = Infinity;
-      throw diskFull(this.deps.dir, free, this.deps.disk_free_floor_bytes);
-    }
-    this.bytes_since_disk_check = 0;
-    this.last_disk_check_ms = now;
   }
 
   // ---------------------------------------------------------------- high watermark and waiting
@@ -357,10 +307,56 @@ export class PartitionLog {
       this.io.memory_reads++;
       return { ...hot, high_watermark: hw, log_start_offset: log_start };
     }
+    if (offset < this.segments[0]!.base_offset) {
+      return { ...(await this.readFromArchive(offset, cap, hw)), high_watermark: hw, log_start_offset: log_start };
+    }
     const seg = this.segmentFor(offset);
     const floor = this.deps.catalog.offsetFloor(this.key, seg.base_offset, offset);
     const result = await this.readFromSegment(seg, floor ? floor.position : 0, floor?.offset ?? seg.base_offset, offset, cap, hw);
     return { ...result, high_watermark: hw, log_start_offset: log_start };
+  }
+
+  private async readFromArchive(offset: number, max_bytes: number, hw: number): Promise<SelectedBatches> {
+    const archive = this.deps.archive;
+    let i = this.archived.length - 1;
+    while (i > 0 && this.archived[i]!.base_offset > offset) i--;
+    const a = this.archived[i];
+    assert(archive !== null && a !== undefined && a.base_offset <= offset, `offset ${offset} is below the local log but not archived`);
+    const floor = this.deps.catalog.offsetFloor(this.key, a.base_offset, offset);
+    const src = archive.source(a);
+    const counted: RangeSource = { ...src, readRange: (pos, len) => (this.io.archive_reads++, src.readRange(pos, len)) };
+    const got = await readBatches(counted, floor ? floor.position : 0, floor?.offset ?? a.base_offset, offset, max_bytes, hw, this.deps.verify_crc_on_read);
+    assert(got !== null, `archived segment ${a.path} has no batch at offset ${offset}`);
+    return got;
+  }
+
+  /**
+   * Uploads sealed local segments that the archive does not hold yet, oldest first. Returns how many
+   * were uploaded. A failure is recorded in the archive tier's metrics and retried with backoff; the
+   * local copies stay until their upload is verified.
+   */
+  async archiveSegments(): Promise<number> {
+    const archive = this.deps.archive;
+    if (!archive || !this.deps.config.remote_storage_enable || this.closed_state !== 'open') return 0;
+    if (this.deps.clock.now_ms() < this.archive_backoff_until_ms) return 0;
+    const have = new Set(this.archived.map((a) => a.base_offset));
+    let n = 0;
+    try {
+      for (const seg of this.segments.filter((s) => s.sealed && !have.has(s.base_offset))) {
+        if (seg.deleted) continue;
+        const a = await archive.upload({ name: this.topic, config: this.deps.config, created_ms: 0 }, this.key, seg);
+        this.archived.push(a);
+        this.archived.sort((x, y) => x.base_offset - y.base_offset);
+        n++;
+      }
+      this.archive_failures = 0;
+    } catch (err) {
+      this.archive_failures++;
+      const backoff_ms = Math.min(60_000, 500 * 2 ** Math.min(this.archive_failures, 7));
+      this.archive_backoff_until_ms = this.deps.clock.now_ms() + backoff_ms;
+      throw err;
+    }
+    return n;
   }
 
   private segmentFor(offset: number): Segment {
@@ -476,22 +472,35 @@ export class PartitionLog {
    */
   applyRetention(): Promise<number> {
     return this.exclusive(async () => {
-      const { retention_bytes, retention_ms } = this.deps.config;
-      const now = this.deps.clock.now_ms();
-      let total = 0;
-      for (const s of this.segments) total += s.size_bytes;
-      let deleted = 0;
-      while (this.segments.length > 1) {
-        const first = this.segments[0]!;
-        const over_size = retention_bytes >= 0 && total - first.size_bytes >= retention_bytes;
-        const too_old = retention_ms >= 0 && first.max_timestamp_ms >= 0 && first.max_timestamp_ms < now - retention_ms;
-        if (!over_size && !too_old) break;
-        total -= first.size_bytes;
+      const c = this.deps.config;
+      const archived_bases = new Set(this.archived.map((a) => a.base_offset));
+      const local_start = this.segments[0]!.base_offset;
+      const plan = planRetention({
+        now_ms: this.deps.clock.now_ms(),
+        retention_bytes: c.retention_bytes,
+        retention_ms: c.retention_ms,
+        local_retention_bytes: c.local_retention_bytes,
+        local_retention_ms: c.local_retention_ms,
+        archived_only: this.archived.filter((a) => a.base_offset < local_start),
+        local: this.segments.map((s) => ({ base_offset: s.base_offset, size_bytes: s.size_bytes, max_timestamp_ms: s.max_timestamp_ms, archived: archived_bases.has(s.base_offset) })),
+        archive_enabled: this.deps.archive !== null && c.remote_storage_enable,
+      });
+      for (const base of plan.archive_deletes) await this.deleteArchived(base);
+      for (const d of plan.local_deletes) {
+        assert(this.segments[0]!.base_offset === d.base_offset && this.segments.length > 1, 'retention plan out of order');
         await this.deleteFirstSegment();
-        deleted++;
+        if (d.and_archive) await this.deleteArchived(d.base_offset);
       }
-      return deleted;
+      return plan.archive_deletes.length + plan.local_deletes.length;
     });
+  }
+
+  private async deleteArchived(base_offset: number): Promise<void> {
+    const i = this.archived.findIndex((a) => a.base_offset === base_offset);
+    assert(i === 0 && this.deps.archive !== null, 'archive deletes go oldest first');
+    const [a] = this.archived.splice(0, 1);
+    await this.deps.archive.delete(this.key, a!);
+    this.deps.catalog.dropIndexRange(this.key, { below_offset: this.logStartOffset });
   }
 
   private async deleteFirstSegment(): Promise<void> {
@@ -509,7 +518,7 @@ export class PartitionLog {
    */
   truncateTo(offset: number): Promise<void> {
     return this.exclusive(async () => {
-      if (!Number.isSafeInteger(offset) || offset < this.logStartOffset || offset > this.end_offset) {
+      if (!Number.isSafeInteger(offset) || offset < this.segments[0]!.base_offset || offset > this.end_offset) {
         throw offsetOutOfRange(offset, this.logStartOffset, this.end_offset, `truncation of ${this.topic}/${this.partition}`);
       }
       if (offset === this.end_offset) return;
@@ -598,7 +607,7 @@ export class PartitionLog {
     if (this.closed_state !== 'open') return;
     this.closed_state = 'closing';
     if (this.flush_timer) clearInterval(this.flush_timer);
-    while (this.writer_running) await this.writer_running;
+    await this.appends.drained();
     await this.exclusive(async () => {
       const seg = this.active;
       await (await seg.handle()).datasync();
@@ -618,8 +627,8 @@ export class PartitionLog {
   async abandon(): Promise<void> {
     this.closed_state = 'closed';
     if (this.flush_timer) clearInterval(this.flush_timer);
-    for (const p of this.queue.splice(0)) p.reject(closed('abandoned partition'));
-    while (this.writer_running) await this.writer_running.catch(() => undefined);
+    this.appends.rejectAll(closed('abandoned partition'));
+    await this.appends.drained();
     for (const s of this.segments) await s.closeHandle();
     this.releaseTail();
     this.waiters.closeAll();
@@ -629,34 +638,6 @@ export class PartitionLog {
     if (this.tail) this.deps.memory?.unregister(this.tail);
     this.tail = null;
   }
-}
-
-/**
- * writev until every byte is written. A short write is not an error by itself (a nearly full file
- * system writes what fits); the next write then fails with the real cause, e.g. ENOSPC.
- */
-async function writeAll(fh: FileHandle, buffers: Buffer[], position: number, total: number): Promise<void> {
-  let written = 0;
-  let bufs = buffers;
-  while (written < total) {
-    const { bytesWritten } = await fh.writev(bufs, position + written);
-    if (bytesWritten === 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
-    written += bytesWritten;
-    if (written < total) bufs = sliceBuffers(buffers, written);
-  }
-}
-
-function sliceBuffers(buffers: Buffer[], skip: number): Buffer[] {
-  const out: Buffer[] = [];
-  for (const b of buffers) {
-    if (skip >= b.length) {
-      skip -= b.length;
-      continue;
-    }
-    out.push(skip > 0 ? b.subarray(skip) : b);
-    skip = 0;
-  }
-  return out;
 }
 
 export function isRetriable(err: unknown): boolean {

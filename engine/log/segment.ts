@@ -106,3 +106,32 @@ export class Segment {
     if (fh) await fh.close();
   }
 }
+
+/**
+ * writev until every byte is written. A short write is not an error by itself (a nearly full file
+ * system writes what fits); the next write then fails with the real cause, e.g. ENOSPC.
+ */
+export async function writeAll(fh: FileHandle, buffers: Buffer[], position: number, total: number): Promise<void> {
+  let written = 0;
+  let bufs = buffers;
+  while (written < total) {
+    const { bytesWritten } = await fh.writev(bufs, position + written);
+    if (bytesWritten === 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
+    written += bytesWritten;
+    if (written < total) bufs = sliceBuffers(buffers, written);
+  }
+}
+
+function sliceBuffers(buffers: Buffer[], skip: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (const b of buffers) {
+    if (skip >= b.length) {
+      skip -= b.length;
+      continue;
+    }
+    out.push(skip > 0 ? b.subarray(skip) : b);
+    skip = 0;
+  }
+  return out;
+}
+

@@ -11,6 +11,9 @@ export const DEFAULT_TOPIC_CONFIG: TopicConfig = {
   max_message_bytes: limits.batch_size_max_bytes,
   fsync: { policy: 'always' },
   cleanup_policy: 'delete',
+  remote_storage_enable: true,
+  local_retention_bytes: -2,
+  local_retention_ms: -2,
 };
 
 /** Kafka's rule for topic names: 1..249 of [a-zA-Z0-9._-], and not "." or "..". */
@@ -57,6 +60,16 @@ export function parseTopicConfig(kv: Readonly<Record<string, string>>): Partial<
         if (raw !== 'delete' && raw !== 'compact') throw invalidConfig(key, `${JSON.stringify(raw)} must be "delete" or "compact"`);
         out.cleanup_policy = raw;
         break;
+      case 'remote.storage.enable':
+        if (raw !== 'true' && raw !== 'false') throw invalidConfig(key, `${JSON.stringify(raw)} must be "true" or "false"`);
+        out.remote_storage_enable = raw === 'true';
+        break;
+      case 'local.retention.bytes':
+        out.local_retention_bytes = parseInteger(key, raw, -2);
+        break;
+      case 'local.retention.ms':
+        out.local_retention_ms = parseInteger(key, raw, -2);
+        break;
       case 'flush.messages':
         flush_messages = raw === KAFKA_LONG_MAX ? Infinity : parseInteger(key, raw, 1);
         break;
@@ -65,7 +78,7 @@ export function parseTopicConfig(kv: Readonly<Record<string, string>>): Partial<
         break;
       default:
         throw invalidConfig(key, 'unknown config key (known: segment.bytes, segment.ms, retention.bytes, retention.ms, ' +
-          'max.message.bytes, cleanup.policy, flush.messages, flush.ms)');
+          'max.message.bytes, cleanup.policy, flush.messages, flush.ms, remote.storage.enable, local.retention.bytes, local.retention.ms)');
     }
   }
   // flush.messages=1 means fsync every append (group-committed). flush.ms=N means fsync every N ms.
@@ -91,6 +104,9 @@ export function topicConfigToKafka(c: TopicConfig): Record<string, string> {
     'retention.ms': String(c.retention_ms),
     'max.message.bytes': String(c.max_message_bytes),
     'cleanup.policy': c.cleanup_policy,
+    'remote.storage.enable': String(c.remote_storage_enable),
+    'local.retention.bytes': String(c.local_retention_bytes),
+    'local.retention.ms': String(c.local_retention_ms),
     'flush.messages': c.fsync.policy === 'always' ? '1' : KAFKA_LONG_MAX,
     'flush.ms': c.fsync.policy === 'interval' ? String(c.fsync.interval_ms) : c.fsync.policy === 'always' ? '0' : KAFKA_LONG_MAX,
   };

@@ -28,6 +28,14 @@ export interface TopicConfig {
   fsync: FsyncPolicy;
   /** `cleanup.policy`. */
   cleanup_policy: CleanupPolicy;
+  /** `remote.storage.enable`: upload sealed segments to the node's archive tier (when it has one). */
+  remote_storage_enable: boolean;
+  /**
+   * `local.retention.bytes` / `local.retention.ms`: how much stays on the SSD tier once archived.
+   * -2 (Kafka's default) means "the same as retention.bytes / retention.ms".
+   */
+  local_retention_bytes: number;
+  local_retention_ms: number;
 }
 
 export interface TopicInfo {
@@ -63,8 +71,14 @@ export interface PartitionStats {
   log_start_offset: number;
   log_end_offset: number;
   high_watermark: number;
+  /** Bytes on the SSD tier (local segment files). */
   size_bytes: number;
   segment_count: number;
+  /** Bytes of this partition's hot tail in the memory tier. */
+  memory_bytes: number;
+  /** Bytes held by the archive tier (segments may be both archived and local). */
+  archive_bytes: number;
+  archived_segment_count: number;
 }
 
 export interface StoreOptions {
@@ -80,4 +94,17 @@ export interface StoreOptions {
   memory_tier_bytes?: number;
   /** Defaults applied to topics created without explicit values. */
   topic_defaults?: Partial<TopicConfig>;
+  /** Archive tier location: `webhdfs://host:port/path?user=NAME` or `file:///path`. */
+  archive_url?: string;
+  /** How often sealed segments are uploaded and retention runs when there is an archive (default 10 s; 0 = only on demand). */
+  archive_interval_ms?: number;
+  /** Bytes of the on-disk cache for archive reads (default 1 GiB). */
+  archive_cache_bytes?: number;
+  /** Where the engine reports background events (upload failures, recovery truncations). pino-compatible. */
+  logger?: EngineLogger;
+}
+
+export interface EngineLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
 }

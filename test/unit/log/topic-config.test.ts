@@ -12,6 +12,9 @@ describe('topic config with Kafka key names', () => {
         'max.message.bytes': '65536',
         'cleanup.policy': 'compact',
         'flush.ms': '100',
+        'remote.storage.enable': 'false',
+        'local.retention.bytes': '1000000',
+        'local.retention.ms': '-2',
       }),
     ).toEqual({
       segment_bytes: 1048576,
@@ -21,6 +24,9 @@ describe('topic config with Kafka key names', () => {
       max_message_bytes: 65536,
       cleanup_policy: 'compact',
       fsync: { policy: 'interval', interval_ms: 100 },
+      remote_storage_enable: false,
+      local_retention_bytes: 1000000,
+      local_retention_ms: -2,
     });
     expect(parseTopicConfig({ 'flush.messages': '1' })).toEqual({ fsync: { policy: 'always' } });
   });
@@ -34,6 +40,8 @@ describe('topic config with Kafka key names', () => {
       [{ 'cleanup.policy': 'forever' }, /cleanup\.policy/],
       [{ 'max.message.bytes': String(2 ** 40) }, /max\.message\.bytes/],
       [{ 'flush.messages': '1000' }, /flush\.messages/],
+      [{ 'remote.storage.enable': 'yes' }, /remote\.storage\.enable/],
+      [{ 'local.retention.ms': '-3' }, /local\.retention\.ms/],
     ];
     for (const [kv, msg] of bad) {
       expect(() => parseTopicConfig(kv)).toThrow(msg);

@@ -1,0 +1,69 @@
+import { limitExceeded } from '../base/errors.js';
+import { limits } from '../base/limits.js';
+import type { AppendResult } from './types.js';
+
+export interface PendingAppend {
+  batches: Buffer[];
+  bytes: number;
+  leader_epoch: number;
+  resolve: (r: AppendResult) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * The waiting room in front of a partition's single writer. Whatever is queued when the writer
+ * becomes free is taken as one group (up to `group_commit_max_bytes`) and written together:
+ * group commit. Bounded by `append_queue_max_bytes`; beyond it appends are refused, not queued.
+ */
+export class AppendQueue {
+  private queue: PendingAppend[] = [];
+  private queued_bytes = 0;
+  private running: Promise<void> | null = null;
+
+  constructor(private readonly writeGroup: (group: PendingAppend[]) => Promise<void>, private readonly accepting: () => boolean) {}
+
+  enqueue(p: Omit<PendingAppend, 'resolve' | 'reject'>): Promise<AppendResult> {
+    if (this.queued_bytes + p.bytes > limits.append_queue_max_bytes) {
+      return Promise.reject(limitExceeded('append_queue_max_bytes', this.queued_bytes + p.bytes, limits.append_queue_max_bytes));
+    }
+    return new Promise<AppendResult>((resolve, reject) => {
+      this.queue.push({ ...p, resolve, reject });
+      this.queued_bytes += p.bytes;
+      this.start();
+    });
+  }
+
+  /** Resolves when the writer is idle (nothing queued or being written). */
+  async drained(): Promise<void> {
+    while (this.running) await this.running.catch(() => undefined);
+  }
+
+  /** Rejects everything still waiting (a crash stop). */
+  rejectAll(err: unknown): void {
+    for (const p of this.queue.splice(0)) p.reject(err);
+    this.queued_bytes = 0;
+  }
+
+  private start(): void {
+    if (this.running) return;
+    this.running = (async () => {
+      while (this.queue.length > 0) await this.writeGroup(this.take());
+    })().finally(() => {
+      this.running = null;
+      if (this.queue.length > 0 && this.accepting()) this.start();
+    });
+  }
+
+  private take(): PendingAppend[] {
+    const group: PendingAppend[] = [];
+    let bytes = 0;
+    while (this.queue.length > 0) {
+      const next = this.queue[0]!;
+      if (group.length > 0 && bytes + next.bytes > limits.group_commit_max_bytes) break;
+      group.push(this.queue.shift()!);
+      bytes += next.bytes;
+      this.queued_bytes -= next.bytes;
+    }
+    return group;
+  }
+}
