@@ -34,6 +34,7 @@ import { AppendQueue, type PendingAppend } from './append-queue.js';
 import { DiskGuard } from './disk-space.js';
 import { writeAll } from './segment.js';
 import { readBatches, type RangeSource, type SelectedBatches } from './read-path.js';
+import { readBuffers } from '../base/buffer-pool.js';
 import type { MemoryTier, PartitionTail } from '../tier/memory-tier.js';
 import type { ArchiveTier } from '../tier/archive-tier.js';
 import type { ArchivedSegment } from '../catalog/catalog.js';
@@ -245,6 +246,7 @@ export class PartitionLog {
       pos += b.length;
     }
     if (seg.first_append_ms === 0) seg.first_append_ms = this.deps.clock.now_ms();
+    seg.verified.add(start_position, pos); // every batch was CRC-checked on append
     seg.size_bytes = pos;
     seg.next_offset = next_offset;
     this.end_offset = next_offset;
@@ -299,21 +301,20 @@ export class PartitionLog {
     const hw = this.hw;
     const log_start = this.logStartOffset;
     if (offset < log_start || offset > hw) throw offsetOutOfRange(offset, log_start, hw, `${this.topic}/${this.partition}`);
-    const empty = { records: Buffer.alloc(0), next_offset: offset, high_watermark: hw, log_start_offset: log_start };
+    const empty: ReadResult = { records: Buffer.alloc(0), next_offset: offset, high_watermark: hw, log_start_offset: log_start, release: noop };
     if (offset === hw) return empty;
     const cap = Math.min(max_bytes, limits.read_size_max_bytes);
     const hot = this.tail?.read(offset, cap, hw);
     if (hot) {
       this.io.memory_reads++;
-      return { ...hot, high_watermark: hw, log_start_offset: log_start };
+      return withRelease(hot, hw, log_start);
     }
     if (offset < this.segments[0]!.base_offset) {
-      return { ...(await this.readFromArchive(offset, cap, hw)), high_watermark: hw, log_start_offset: log_start };
+      return withRelease(await this.readFromArchive(offset, cap, hw), hw, log_start);
     }
     const seg = this.segmentFor(offset);
     const floor = this.deps.catalog.offsetFloor(this.key, seg.base_offset, offset);
-    const result = await this.readFromSegment(seg, floor ? floor.position : 0, floor?.offset ?? seg.base_offset, offset, cap, hw);
-    return { ...result, high_watermark: hw, log_start_offset: log_start };
+    return withRelease(await this.readFromSegment(seg, floor ? floor.position : 0, floor?.offset ?? seg.base_offset, offset, cap, hw), hw, log_start);
   }
 
   private async readFromArchive(offset: number, max_bytes: number, hw: number): Promise<SelectedBatches> {
@@ -324,7 +325,7 @@ export class PartitionLog {
     assert(archive !== null && a !== undefined && a.base_offset <= offset, `offset ${offset} is below the local log but not archived`);
     const floor = this.deps.catalog.offsetFloor(this.key, a.base_offset, offset);
     const src = archive.source(a);
-    const counted: RangeSource = { ...src, readRange: (pos, len) => (this.io.archive_reads++, src.readRange(pos, len)) };
+    const counted: RangeSource = { ...src, readInto: (into, pos, len) => (this.io.archive_reads++, src.readInto(into, pos, len)) };
     const got = await readBatches(counted, floor ? floor.position : 0, floor?.offset ?? a.base_offset, offset, max_bytes, hw, this.deps.verify_crc_on_read);
     assert(got !== null, `archived segment ${a.path} has no batch at offset ${offset}`);
     return got;
@@ -376,9 +377,10 @@ export class PartitionLog {
       base_offset: seg.base_offset,
       size_bytes: seg.size_bytes,
       path: seg.path,
-      readRange: (position, length) => {
+      verified: seg.verified,
+      readInto: (into, position, length) => {
         this.io.disk_reads++;
-        return seg.readAt(now, position, length);
+        return seg.readInto(now, into, position, length);
       },
     };
     const got = await readBatches(src, start_position, expected_base, offset, max_bytes, hw, this.deps.verify_crc_on_read);
@@ -549,6 +551,7 @@ export class PartitionLog {
       if (cut === -1) cut = seg.size_bytes;
       await fh.truncate(cut);
       await fh.datasync();
+      seg.verified.cutAt(cut);
       seg.size_bytes = cut;
       seg.durable_bytes = cut;
       seg.next_offset = offset;
@@ -580,6 +583,7 @@ export class PartitionLog {
             on_batch: (b) => indexer.onBatch(seg.base_offset, b.position, b.base_offset, b.max_timestamp_ms),
           });
           if (r.fault) throw corruptSegment(seg.path, r.fault.position, r.fault.reason);
+          seg.verified.add(0, r.end_position);
         });
       }
       this.indexer = indexer;
@@ -638,6 +642,26 @@ export class PartitionLog {
     if (this.tail) this.deps.memory?.unregister(this.tail);
     this.tail = null;
   }
+}
+
+const noop = () => undefined;
+
+function withRelease(got: SelectedBatches, high_watermark: number, log_start_offset: number): ReadResult {
+  const backing = got.backing;
+  let released = false;
+  return {
+    records: got.records,
+    next_offset: got.next_offset,
+    high_watermark,
+    log_start_offset,
+    release: backing
+      ? () => {
+          if (released) return;
+          released = true;
+          readBuffers.give(backing);
+        }
+      : noop,
+  };
 }
 
 export function isRetriable(err: unknown): boolean {

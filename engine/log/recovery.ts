@@ -116,6 +116,7 @@ async function rescan(
     seg.max_timestamp_ms = result.max_timestamp_ms;
     seg.first_append_ms = rec?.first_append_ms ?? 0;
     seg.durable_bytes = result.end_position;
+    seg.verified.add(0, result.end_position); // every batch was just CRC-checked
     return truncated;
   } catch (err) {
     if ((err as { code?: string }).code === 'CORRUPT_SEGMENT') throw err;

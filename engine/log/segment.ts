@@ -2,6 +2,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { assert } from '../base/assert.js';
 import { readAt } from './segment-scan.js';
+import { VerifiedRanges } from './verified-ranges.js';
 import type { SegmentRecord } from '../catalog/catalog.js';
 
 export const SEGMENT_SUFFIX = '.log';
@@ -30,6 +31,8 @@ export class Segment {
   sealed = false;
   durable_bytes = 0;
   deleted = false;
+  /** Byte ranges whose batches passed their CRC check in this process. */
+  readonly verified = new VerifiedRanges();
   private fh: FileHandle | null = null;
   private opening: Promise<FileHandle> | null = null;
   private refs = 0;
@@ -98,6 +101,19 @@ export class Segment {
 
   async readAt(now_ms: number, position: number, length: number): Promise<Buffer> {
     return this.use(now_ms, (fh) => readAt(fh, position, length));
+  }
+
+  /** Reads into a caller-provided buffer; returns bytes read (fewer only at end of file). */
+  async readInto(now_ms: number, into: Buffer, position: number, length: number): Promise<number> {
+    return this.use(now_ms, async (fh) => {
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await fh.read(into, done, length - done, position + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+      return done;
+    });
   }
 
   async closeHandle(): Promise<void> {

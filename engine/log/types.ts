@@ -63,6 +63,11 @@ export interface ReadResult {
   next_offset: number;
   high_watermark: number;
   log_start_offset: number;
+  /**
+   * Gives the buffer behind `records` back to the read pool. Optional to call (an unreleased buffer
+   * is garbage-collected), idempotent, and `records` must not be used afterwards.
+   */
+  release: () => void;
 }
 
 export interface PartitionStats {

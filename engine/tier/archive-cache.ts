@@ -25,6 +25,9 @@ export class ArchiveCache {
   /** LRU: insertion order of a Map, re-inserted on use. key -> size. */
   private blocks = new Map<string, number>();
   private inflight = new Map<string, Promise<Buffer>>();
+  /** The few most recently used blocks stay in memory: sequential reads touch each block several times. */
+  private hot = new Map<string, Buffer>();
+  private static readonly HOT_BLOCKS = 4;
   private used = 0;
   readonly stats = { hits: 0, misses: 0, fetched_bytes: 0 };
 
@@ -60,11 +63,19 @@ export class ArchiveCache {
 
   private async block(path: string, size_bytes: number, k: number): Promise<Buffer> {
     const key = blockKey(path, k);
+    const hot = this.hot.get(key);
+    if (hot) {
+      this.hot.delete(key);
+      this.hot.set(key, hot);
+      this.stats.hits++;
+      return hot;
+    }
     if (this.blocks.has(key)) {
       try {
         const buf = await readFile(join(this.opts.dir, key));
         this.touch(key);
         this.stats.hits++;
+        this.keepHot(key, buf);
         return buf;
       } catch {
         this.forget(key); // evicted meanwhile: fetch again
@@ -83,10 +94,16 @@ export class ArchiveCache {
       this.blocks.set(key, buf.length);
       this.used += buf.length;
       await this.evict();
+      this.keepHot(key, buf);
       return buf;
     })().finally(() => this.inflight.delete(key));
     this.inflight.set(key, p);
     return p;
+  }
+
+  private keepHot(key: string, buf: Buffer): void {
+    this.hot.set(key, buf);
+    while (this.hot.size > ArchiveCache.HOT_BLOCKS) this.hot.delete(this.hot.keys().next().value as string);
   }
 
   private touch(key: string): void {
@@ -96,6 +113,7 @@ export class ArchiveCache {
   }
 
   private forget(key: string): void {
+    this.hot.delete(key);
     const size = this.blocks.get(key);
     if (size === undefined) return;
     this.blocks.delete(key);
@@ -128,6 +146,8 @@ export class ArchiveCache {
 
   async close(): Promise<void> {
     await Promise.allSettled([...this.inflight.values()]);
+    this.hot.clear();
+    for (const key of [...this.blocks.keys()]) this.forget(key);
     for (const f of await readdir(this.opts.dir).catch(() => [])) await unlink(join(this.opts.dir, f)).catch(() => undefined);
   }
 }

@@ -191,7 +191,13 @@ export class ArchiveTier {
       base_offset: a.base_offset,
       size_bytes: a.size_bytes,
       path: `${this.url}/${a.path}`,
-      readRange: (position, length) => this.cache.read(a.path, a.size_bytes, position, length),
+      // Archive bytes come over the network or from the cache each time: always CRC-checked.
+      verified: null,
+      readInto: async (into, position, length) => {
+        const b = await this.cache.read(a.path, a.size_bytes, position, length);
+        b.copy(into, 0);
+        return b.length;
+      },
     };
   }
 

@@ -1,5 +1,6 @@
 import { assert } from '../base/assert.js';
 import { batchBaseOffset, batchLastOffsetDelta } from '../format/record-batch.js';
+import { readBuffers } from '../base/buffer-pool.js';
 
 /**
  * The memory tier: the hot tail of every partition, kept in RAM under one node-wide byte budget.
@@ -118,7 +119,7 @@ export class PartitionTail {
    * Whole batches from the one containing `offset`, up to max_bytes (at least one), below `hw`.
    * Returns null when `offset` is not in memory (the caller reads the SSD tier).
    */
-  read(offset: number, max_bytes: number, hw: number): { records: Buffer; next_offset: number } | null {
+  read(offset: number, max_bytes: number, hw: number): { records: Buffer; next_offset: number; backing: Buffer | null } | null {
     if (this.head >= this.chunks.length || offset < this.first_offset || offset >= this.end_offset) return null;
     let ci = this.findChunk(offset);
     const parts: Buffer[] = [];
@@ -144,7 +145,12 @@ export class PartitionTail {
     }
     if (parts.length === 0) return null;
     this.hits++;
-    return { records: parts.length === 1 ? parts[0]! : Buffer.concat(parts, size), next_offset };
+    if (parts.length === 1) return { records: parts[0]!, next_offset, backing: null };
+    // Spanning chunks: one copy into a pooled buffer (fresh multi-MiB buffers are slow to touch).
+    const backing = readBuffers.take(size);
+    let at = 0;
+    for (const part of parts) at += part.copy(backing, at);
+    return { records: backing.subarray(0, size), next_offset, backing };
   }
 
   private findChunk(offset: number): number {
