@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
-import { dirname, join, normalize } from 'node:path';
+import { basename, dirname, join, normalize } from 'node:path';
 import { EngineError, invalidArgument, storageError } from '../../base/errors.js';
 import { crc32c } from '../../format/crc32c.js';
 import type { ArchiveStore } from './archive-store.js';
@@ -27,6 +27,7 @@ export class FileArchiveStore implements ArchiveStore {
     const target = this.abs(path);
     await mkdir(dirname(target), { recursive: true });
     if (await exists(target)) throw archiveExists(this.url, path);
+    await this.removeStaleTemps(target);
     const tmp = `${target}.tmp-${randomBytes(6).toString('hex')}`;
     const fh = await open(tmp, 'wx');
     let size = 0;
@@ -52,6 +53,14 @@ export class FileArchiveStore implements ArchiveStore {
     const dir = await open(dirname(target), 'r');
     await dir.sync().finally(() => dir.close());
     return { size_bytes: size, crc32c: crc };
+  }
+
+  /** Temp files for this target left by an upload that never finished (a crash, a kill -9). */
+  private async removeStaleTemps(target: string): Promise<void> {
+    const prefix = `${basename(target)}.tmp-`;
+    for (const name of await readdir(dirname(target)).catch(() => [] as string[])) {
+      if (name.startsWith(prefix)) await unlink(join(dirname(target), name)).catch(() => undefined);
+    }
   }
 
   async stat(path: string): Promise<{ size_bytes: number; modified_ms: number } | null> {

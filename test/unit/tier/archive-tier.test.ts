@@ -147,4 +147,29 @@ describe('archive tier (file:// backend)', () => {
       await s.close();
     }
   });
+  test('a node killed mid-upload uploads again after restart: no partial file visible, no duplicate, nothing lost', async () => {
+    const archive = join(dir, 'archive');
+    const clock = new ManualClock(T0);
+    let s = await openNode('node1', archive, clock);
+    await s.createTopic('t', { segment_bytes: 4 * 1024 * 1024, local_retention_bytes: 0 });
+    let p = s.partition('t', 0);
+    for (let i = 0; i < 40; i++) await p.append(batchOf(1, `r${i}`, T0, 250_000)); // ~10 MB, 3 sealed segments
+    const want = await readAll(p);
+    const uploading = s.archiveAndRetain();
+    // Stop as a killed process would while the first upload is in flight.
+    await new Promise((r) => setTimeout(r, 5));
+    await s.abandon();
+    await uploading.catch(() => undefined);
+    const visible = () => readdirSync(join(archive, 't', '0')).filter((f) => !f.includes('.tmp-'));
+    s = await openNode('node1', archive, clock);
+    p = s.partition('t', 0);
+    const r = await s.archiveAndRetain();
+    expect(r.failures).toBe(0);
+    const files = readdirSync(join(archive, 't', '0'));
+    expect(files.filter((f) => f.includes('.tmp-'))).toEqual([]);
+    expect(visible().filter((f) => f.endsWith('.log')).length).toBe(p.stats().archived_segment_count);
+    expect(p.stats().segment_count).toBe(1); // local copies went only after verified uploads
+    expect(await readAll(p)).toEqual(want);
+    await s.close();
+  });
 });
