@@ -106,21 +106,32 @@ async function readAt(fh: FileHandle, position: number, length: number): Promise
 }
 
 /**
- * A fault is at the tail when nothing sound can follow it: the faulty batch runs to or past EOF,
- * or every byte from it to EOF is zero (a file extended by a write whose data never reached disk).
+ * A fault is at the tail when nothing sound follows it: the faulty batch runs to or past EOF, or no
+ * position after it starts a sound batch (magic 2, a plausible length, a matching CRC). Zero-fill
+ * and torn garbage both qualify; a damaged batch followed by intact ones does not.
  */
 async function onlyZerosAfter(fh: FileHandle, position: number, file_size: number, reason: string): Promise<boolean> {
   if (/runs past the end|bytes left/.test(reason)) return true;
   const head = await readAt(fh, position, Math.min(LOG_OVERHEAD_BYTES, file_size - position));
   const size = batchSizeAt(head, 0);
   if (size > 0 && position + size === file_size) return true;
-  for (let p = position; p < file_size; ) {
-    const b = await readAt(fh, p, Math.min(CHUNK_BYTES, file_size - p));
-    if (b.length === 0) break;
-    if (b.some((x) => x !== 0)) return false;
-    p += b.length;
+  return !(await soundBatchAfter(fh, position + 1, file_size));
+}
+
+async function soundBatchAfter(fh: FileHandle, from: number, file_size: number): Promise<boolean> {
+  for (let p = from; p + BATCH_HEADER_BYTES <= file_size; ) {
+    const chunk = await readAt(fh, p, Math.min(CHUNK_BYTES + BATCH_HEADER_BYTES, file_size - p));
+    const last = chunk.length - BATCH_HEADER_BYTES;
+    for (let i = 0; i <= last && i < CHUNK_BYTES; i++) {
+      if (chunk[i + 16] !== 2) continue; // magic
+      const size = chunk.readInt32BE(i + 8) + LOG_OVERHEAD_BYTES;
+      if (size < BATCH_HEADER_BYTES || size > MAX_BATCH_BYTES || p + i + size > file_size) continue;
+      const candidate = i + size <= chunk.length ? chunk.subarray(i, i + size) : await readAt(fh, p + i, size);
+      if (checkBatch(candidate, 0, size) === null) return true;
+    }
+    p += CHUNK_BYTES;
   }
-  return true;
+  return false;
 }
 
 export { readAt };

@@ -156,6 +156,16 @@ describe('recovery', () => {
     expect(ts_answer).toBe(150);
   });
 
+  test('without a catalog, torn garbage that no sound batch follows is a tail and is cut', async () => {
+    const { s, segs } = await fill({ policy: 'always' }, 10);
+    await crash(s);
+    rmSync(join(dir, 'catalog'), { recursive: true });
+    appendFileSync(segs[0]!.path, Buffer.from('half-written batch header and garbage '.repeat(20)));
+    const p = (await openStore()).partition('t', 0);
+    expect(p.highWatermark).toBe(30);
+    expect(statSync(segs[0]!.path).size).toBe(segs[0]!.size_bytes);
+  });
+
   test('without a catalog, damage followed by sound data is not guessed at', async () => {
     const { s, segs } = await fill({ policy: 'always' }, 10);
     await crash(s);
