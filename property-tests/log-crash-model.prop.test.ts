@@ -149,7 +149,7 @@ async function step(h: Harness, c: Cmd): Promise<void> {
     case 'time': {
       const live = h.model.slice(h.log_start);
       if (live.length === 0) return;
-      const T = live[Math.floor(c.at * live.length)]!.ts + c.delta;
+      const T = live[Math.min(live.length - 1, Math.floor(c.at * live.length))]!.ts + c.delta;
       const want = live.find((r) => r.ts >= T)?.offset ?? null;
       expect(await p.offsetForTimestamp(T)).toBe(want);
       return;
