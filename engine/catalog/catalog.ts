@@ -68,7 +68,9 @@ export class Catalog {
 
   static open(path: string): Catalog {
     try {
-      const env = open({ path, maxDbs: 8, compression: false, mapSize: 2 ** 34 });
+      // overlappingSync off: a commit's fsync finishes on LMDB's writer thread before the commit
+      // resolves, so closing the environment never races a background sync.
+      const env = open({ path, maxDbs: 8, compression: false, mapSize: 2 ** 34, overlappingSync: false });
       const meta = env.openDB<unknown, string>({ name: 'meta' });
       const fresh = meta.get('version') === undefined;
       if (fresh) meta.putSync('version', CATALOG_VERSION);
@@ -229,7 +231,10 @@ export class Catalog {
     await this.segments.flushed;
   }
 
+  /** Waits for every write issued so far to be committed and flushed, then closes the environment. */
   async close(): Promise<void> {
+    await Promise.all([this.segments, this.oindex, this.tindex, this.groups, this.meta, this.archived].map((db) => db.committed));
+    await this.segments.flushed;
     await this.env.close();
   }
 }
