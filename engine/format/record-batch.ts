@@ -281,7 +281,12 @@ export function recordsSection(batch: Buffer): Buffer {
     case Compression.none:
       return body;
     case Compression.gzip:
-      return gunzipSync(body);
+      try {
+        return gunzipSync(body);
+      } catch (err) {
+        // zlib throws plain Errors (code Z_DATA_ERROR, Z_BUF_ERROR...): report them as what they are.
+        throw corruptBatch(`gzip records section does not decompress: ${(err as Error).message}`);
+      }
     default:
       throw invalidBatch(`compression codec ${attrs & COMPRESSION_MASK} is not supported for decoding yet`);
   }
@@ -289,11 +294,14 @@ export function recordsSection(batch: Buffer): Buffer {
 
 /**
  * Calls `fn` for each record of a batch, lazily decoding key/value as views (no copies).
- * Throws CORRUPT_BATCH if a record runs past its bounds.
+ * Throws CORRUPT_BATCH if a record runs past its bounds or a gzip section does not decompress.
  */
 export function forEachRecord(batch: Buffer, fn: (r: DecodedRecord) => void | boolean): void {
   const base_offset = batchBaseOffset(batch);
   const base_ts = readInt64(batch, F_BASE_TIMESTAMP);
+  // Kafka semantics (DefaultRecord.readFrom): with timestampType = LogAppendTime every record's
+  // timestamp is the batch's maxTimestamp, whatever its own delta says.
+  const log_append_ts = (batch.readInt16BE(F_ATTRIBUTES) & ATTR_TIMESTAMP_LOG_APPEND) !== 0 ? readInt64(batch, F_MAX_TIMESTAMP) : null;
   const count = batch.readInt32BE(F_RECORD_COUNT);
   const body = recordsSection(batch);
   const next = { pos: 0 };
@@ -317,7 +325,7 @@ export function forEachRecord(batch: Buffer, fn: (r: DecodedRecord) => void | bo
       }
       if (next.pos !== end) throw new RangeError(`record ${i} length ${len} does not match its fields`);
       pos = end;
-      if (fn({ offset: base_offset + off_delta, timestamp_ms: base_ts + ts_delta, key, value, headers }) === false) return;
+      if (fn({ offset: base_offset + off_delta, timestamp_ms: log_append_ts ?? base_ts + ts_delta, key, value, headers }) === false) return;
     }
   } catch (err) {
     if (err instanceof RangeError) throw corruptBatch(err.message, { base_offset });

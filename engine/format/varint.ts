@@ -1,6 +1,7 @@
 /**
  * Zig-zag varints as Kafka records use them (protobuf-style, little-endian base-128 groups).
- * Values are JS numbers: safe for |v| < 2^53, which covers every timestamp delta and length.
+ * Values are JS numbers: exact for -2^52 <= v < 2^53 (the zig-zag image 2|v|-1 of a more negative
+ * value no longer fits a double), which covers every timestamp delta and length.
  */
 
 export function zigzagSize(value: number): number {
@@ -23,7 +24,7 @@ export function writeZigzag(buf: Buffer, pos: number, value: number): number {
   return pos;
 }
 
-/** Reads a zig-zag varint at `pos`; returns the value and stores the next position in `out[0]`. Throws RangeError if truncated. */
+/** Reads a zig-zag varint at `pos`; returns the value and stores the next position in `next.pos`. Throws RangeError if truncated. */
 export function readZigzag(buf: Uint8Array, pos: number, next: { pos: number }): number {
   let result = 0;
   let mul = 1;
