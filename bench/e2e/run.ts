@@ -8,6 +8,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { JetStreamSystem } from './jetstream.js';
+import { RelaylogSystem } from './relaylog.js';
 import { ackLatencyUnderReplay, fixedRateLatency, loopbackTcpLimit, produceThroughput, replayThroughput } from './scenarios.js';
 import type { LogSystem } from './system.js';
 
@@ -26,6 +27,7 @@ const stat = (xs: number[]): Stat => {
 
 export type SystemFactory = () => LogSystem;
 const factories: Record<string, SystemFactory> = {
+  relaylog: () => new RelaylogSystem(),
   jetstream: () => new JetStreamSystem(),
 };
 

@@ -1,5 +1,5 @@
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { storageError } from '../base/errors.js';
+import { closed, storageError } from '../base/errors.js';
 
 /**
  * The LMDB catalog: one environment per data dir (`<dir>/catalog`), holding
@@ -54,6 +54,13 @@ const TS_MIN = -(2 ** 53);
 const TS_MAX = 2 ** 53;
 
 export class Catalog {
+  private is_closed = false;
+
+  /** Any use after close is refused: a write to a closed LMDB environment is undefined behaviour. */
+  private guard(): void {
+    if (this.is_closed) throw closed('the LMDB catalog');
+  }
+
   private constructor(
     private readonly env: RootDatabase,
     readonly segments: Database<SegmentRecord, (string | number)[]>,
@@ -90,6 +97,7 @@ export class Catalog {
   }
 
   listSegments(p: PartitionKey): Array<{ base_offset: number; record: SegmentRecord }> {
+    this.guard();
     const out: Array<{ base_offset: number; record: SegmentRecord }> = [];
     for (const { key, value } of this.segments.getRange({ start: [p[0], p[1], -1], end: [p[0], p[1], TS_MAX] })) {
       out.push({ base_offset: key[2] as number, record: value });
@@ -98,15 +106,18 @@ export class Catalog {
   }
 
   putSegment(p: PartitionKey, base_offset: number, record: SegmentRecord): Promise<boolean> {
+    this.guard();
     return this.segments.put([p[0], p[1], base_offset], record);
   }
 
   removeSegment(p: PartitionKey, base_offset: number): Promise<boolean> {
+    this.guard();
     return this.segments.remove([p[0], p[1], base_offset]);
   }
 
   /** Floor lookup: the last offset-index entry at or below `offset` within [segment_base, offset]. */
   offsetFloor(p: PartitionKey, segment_base: number, offset: number): { offset: number; position: number } | null {
+    this.guard();
     for (const { key, value } of this.oindex.getRange({
       start: [p[0], p[1], offset],
       end: [p[0], p[1], segment_base],
@@ -120,11 +131,13 @@ export class Catalog {
   }
 
   putOffsetEntry(p: PartitionKey, batch_base: number, segment_base: number, position: number): void {
+    this.guard();
     void this.oindex.put([p[0], p[1], batch_base], [segment_base, position]);
   }
 
   /** The last time-index entry whose running-max timestamp is strictly below ts. */
   timeFloor(p: PartitionKey, ts_ms: number): { offset: number; segment_base: number; position: number } | null {
+    this.guard();
     for (const { key, value } of this.tindex.getRange({
       start: [p[0], p[1], ts_ms],
       end: [p[0], p[1], TS_MIN],
@@ -137,6 +150,7 @@ export class Catalog {
   }
 
   putTimeEntry(p: PartitionKey, running_max_ts: number, batch_base: number, segment_base: number, position: number): void {
+    this.guard();
     void this.tindex.put([p[0], p[1], running_max_ts], [batch_base, segment_base, position]);
   }
 
@@ -145,6 +159,7 @@ export class Catalog {
    * transaction, so no reader can see a dropped entry once this returns.
    */
   dropIndexRange(p: PartitionKey, range: { from_offset?: number; below_offset?: number }): void {
+    this.guard();
     this.env.transactionSync(() => this.dropIndexRangeInTxn(p, range));
   }
 
@@ -170,6 +185,7 @@ export class Catalog {
   }
 
   dropPartition(p: PartitionKey): void {
+    this.guard();
     this.env.transactionSync(() => {
       for (const db of [this.segments, this.oindex, this.archived] as const) {
         for (const { key } of db.getRange({ start: [p[0], p[1], -1], end: [p[0], p[1], TS_MAX] })) db.removeSync(key);
@@ -179,21 +195,25 @@ export class Catalog {
   }
 
   listArchived(p: PartitionKey): ArchivedSegment[] {
+    this.guard();
     return [...this.archived.getRange({ start: [p[0], p[1], -1], end: [p[0], p[1], TS_MAX] })].map((e) => e.value);
   }
 
   /** Durable when it resolves: a local segment may be deleted only after this. */
   async putArchived(p: PartitionKey, a: ArchivedSegment): Promise<void> {
+    this.guard();
     await this.archived.put([p[0], p[1], a.base_offset], a);
     await this.archived.flushed;
   }
 
   async removeArchived(p: PartitionKey, base_offset: number): Promise<void> {
+    this.guard();
     await this.archived.remove([p[0], p[1], base_offset]);
   }
 
   /** The index entries that belong to the segment starting at `segment_base` (for archive sidecars). */
   segmentIndexEntries(p: PartitionKey, segment_base: number, next_offset: number): SegmentIndexEntries {
+    this.guard();
     const rmts = new Map<number, number>();
     for (const { key, value } of this.tindex.getRange({ start: [p[0], p[1], TS_MIN], end: [p[0], p[1], TS_MAX] })) {
       if (value[1] === segment_base) rmts.set(value[0], key[2] as number);
@@ -209,6 +229,7 @@ export class Catalog {
 
   /** Writes a segment's index entries back (restore from the archive). */
   putSegmentIndexEntries(p: PartitionKey, segment_base: number, entries: SegmentIndexEntries): void {
+    this.guard();
     for (const [offset, position, rmts] of entries) {
       this.putOffsetEntry(p, offset, segment_base, position);
       if (rmts >= 0) this.putTimeEntry(p, rmts, offset, segment_base, position);
@@ -217,22 +238,27 @@ export class Catalog {
 
   /** Durable when the promise resolves (LMDB commit is synced to disk). */
   async commitGroupOffset(group: string, topic: string, partition: number, value: GroupOffset): Promise<void> {
+    this.guard();
     await this.groups.put([group, topic, partition], value);
     await this.groups.flushed;
   }
 
   getGroupOffset(group: string, topic: string, partition: number): GroupOffset | undefined {
+    this.guard();
     return this.groups.get([group, topic, partition]);
   }
 
   /** Resolves when every write issued so far is committed. */
   async flush(): Promise<void> {
+    this.guard();
     await this.segments.committed;
     await this.segments.flushed;
   }
 
   /** Waits for every write issued so far to be committed and flushed, then closes the environment. */
   async close(): Promise<void> {
+    if (this.is_closed) return;
+    this.is_closed = true;
     await Promise.all([this.segments, this.oindex, this.tindex, this.groups, this.meta, this.archived].map((db) => db.committed));
     await this.segments.flushed;
     await this.env.close();

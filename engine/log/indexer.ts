@@ -18,9 +18,10 @@ export class Indexer {
     public running_max_ts = -1,
   ) {}
 
-  /** Continue indexing a segment whose entries up to `position` already exist. */
+  /** Continue indexing a segment whose entries up to `position` already exist (-1: it has none yet). */
   resumeAt(segment_base: number, position: number): void {
-    this.last_entry_segment = segment_base;
+    // A segment without entries (empty, or cut back to empty) must index its next batch as its first.
+    this.last_entry_segment = position < 0 ? -1 : segment_base;
     this.last_entry_position = position;
   }
 

@@ -58,7 +58,7 @@ export async function scanSegment(
   let chunk_pos = pos; // file position of chunk[0]
 
   const fault = async (position: number, reason: string): Promise<ScanResult> => {
-    const at_tail = await onlyZerosAfter(fh, position, file_size, reason);
+    const at_tail = await onlyZerosAfter(fh, position, file_size);
     return { end_position: position, next_offset, max_timestamp_ms: max_ts, batch_count: count, fault: { position, reason, at_tail } };
   };
 
@@ -106,12 +106,13 @@ async function readAt(fh: FileHandle, position: number, length: number): Promise
 }
 
 /**
- * A fault is at the tail when nothing sound follows it: the faulty batch runs to or past EOF, or no
+ * A fault is at the tail when nothing sound follows it: the faulty batch ends exactly at EOF, or no
  * position after it starts a sound batch (magic 2, a plausible length, a matching CRC). Zero-fill
- * and torn garbage both qualify; a damaged batch followed by intact ones does not.
+ * and torn garbage both qualify; a damaged batch followed by intact ones does not. A length that
+ * runs past EOF (or is negative) proves nothing by itself: a damaged length field in mid-file looks
+ * exactly like that, with sound batches after it, so it is searched like any other fault.
  */
-async function onlyZerosAfter(fh: FileHandle, position: number, file_size: number, reason: string): Promise<boolean> {
-  if (/runs past the end|bytes left/.test(reason)) return true;
+async function onlyZerosAfter(fh: FileHandle, position: number, file_size: number): Promise<boolean> {
   const head = await readAt(fh, position, Math.min(LOG_OVERHEAD_BYTES, file_size - position));
   const size = batchSizeAt(head, 0);
   if (size > 0 && position + size === file_size) return true;

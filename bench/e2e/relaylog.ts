@@ -1,0 +1,94 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
+import { RelaylogClient } from '../../client/index.js';
+import { encodeBatch, forEachBatch, forEachRecord } from '../../engine/index.js';
+import { processCpuMs, startProcess, stopProcess } from './procs.js';
+import type { LogSystem } from './system.js';
+
+const BIN = fileURLToPath(new URL('../../../bin/relaylog.js', import.meta.url));
+const BATCH_BYTES = 1024 * 1024;
+const PRODUCE_WINDOW = 8;
+
+/** relaylog as a real server process (`relaylog serve`), driven through its gRPC client. */
+export class RelaylogSystem implements LogSystem {
+  readonly name = 'relaylog (single node)';
+  readonly durability = 'acked after fdatasync (fsync=always, group commit): survives a process crash and a power loss';
+  private child: ChildProcess | null = null;
+  private client: RelaylogClient | null = null;
+  private dir = '';
+
+  async start(): Promise<void> {
+    this.dir = mkdtempSync(join(tmpdir(), 'bench-relaylog-'));
+    const { child, line } = await startProcess(process.execPath, [BIN, 'serve', '--data', this.dir, '--listen', '127.0.0.1:0'], /relaylog listening on/);
+    this.child = child;
+    this.client = new RelaylogClient(line.replace(/.*listening on /, '').trim());
+  }
+
+  async stop(): Promise<void> {
+    this.client?.close();
+    await stopProcess(this.child);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  async createTopic(topic: string): Promise<void> {
+    await this.client!.createTopic(topic, { partitions: 1, config: { 'segment.bytes': String(256 * 1024 * 1024) } });
+  }
+
+  /** Records batched into ~1 MiB RecordBatches, up to PRODUCE_WINDOW batches in flight. */
+  async produceBulk(topic: string, count: number, value: Buffer): Promise<void> {
+    const per = Math.max(1, Math.floor(BATCH_BYTES / (value.length + 16)));
+    const inflight = new Set<Promise<unknown>>();
+    for (let sent = 0; sent < count; sent += per) {
+      const n = Math.min(per, count - sent);
+      const batch = encodeBatch(Array.from({ length: n }, () => ({ value })));
+      const p: Promise<boolean> = this.client!.produce(topic, 0, batch).then((): boolean => inflight.delete(p));
+      inflight.add(p);
+      if (inflight.size >= PRODUCE_WINDOW) await Promise.race(inflight);
+    }
+    await Promise.all(inflight);
+  }
+
+  async produceOne(topic: string, value: Buffer): Promise<void> {
+    await this.client!.produce(topic, 0, encodeBatch([{ value }]));
+  }
+
+  async replay(topic: string, count: number): Promise<number> {
+    const stream = this.client!.subscribe(topic, 0, { position: 'earliest' }, 4 * 1024 * 1024);
+    let n = 0;
+    let bytes = 0;
+    try {
+      for await (const frame of stream as AsyncIterable<{ records: Buffer }>) {
+        forEachBatch(frame.records, (pos, size) => {
+          forEachRecord(frame.records.subarray(pos, pos + size), (r) => {
+            n++;
+            bytes += r.value?.length ?? 0;
+          });
+        });
+        if (n >= count) break;
+      }
+    } finally {
+      stream.cancel();
+    }
+    return bytes;
+  }
+
+  async tail(topic: string, onValue: (value: Buffer) => void): Promise<() => Promise<void>> {
+    const stream = this.client!.subscribe(topic, 0, { position: 'latest' });
+    const done = (async () => {
+      for await (const frame of stream as AsyncIterable<{ records: Buffer }>) {
+        forEachBatch(frame.records, (pos, size) => forEachRecord(frame.records.subarray(pos, pos + size), (r) => void (r.value && onValue(r.value))));
+      }
+    })().catch(() => undefined);
+    return async () => {
+      stream.cancel();
+      await done;
+    };
+  }
+
+  serverCpuMs(): number {
+    return processCpuMs(this.child?.pid);
+  }
+}

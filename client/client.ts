@@ -1,0 +1,211 @@
+import {
+  credentials,
+  makeGenericClientConstructor,
+  Metadata,
+  type Client,
+  type ClientDuplexStream,
+  type ClientReadableStream,
+  type ClientWritableStream,
+  type ServiceError,
+} from '@grpc/grpc-js';
+import { AdminService, LogService } from '../server/proto/load.js';
+import { fromServiceError } from './errors.js';
+import { ProducePipeline } from './pipeline.js';
+
+/** Where a subscription or consumer starts. */
+export type StartPosition =
+  | { offset: number }
+  | { timestamp_ms: number }
+  | { position: 'earliest' | 'latest' }
+  | { group: string };
+
+export interface PartitionInfo {
+  partition: number;
+  log_start_offset: number;
+  high_watermark: number;
+  log_end_offset: number;
+  memory_bytes: number;
+  ssd_bytes: number;
+  archive_bytes: number;
+  /** HOST:PORT of the partition's leader (on a single node: the server itself). */
+  leader: string;
+}
+export interface TopicDescription {
+  name: string;
+  /** Kafka's key names: retention.ms, segment.bytes, ... */
+  config: Record<string, string>;
+  partitions: PartitionInfo[];
+}
+export interface ProduceResult {
+  base_offset: number;
+  last_offset: number;
+  /** Base offset of each batch of the record set, in order. */
+  batch_base_offsets: number[];
+}
+export interface FetchResult {
+  /** Whole RecordBatch v2 batches; the first may start before the requested offset. */
+  records: Buffer;
+  next_offset: number;
+  high_watermark: number;
+  log_start_offset: number;
+}
+export type Frame = FetchResult;
+export interface OffsetsResult {
+  /** null when asked for a timestamp later than every record. */
+  offset: number | null;
+  log_start_offset: number;
+  high_watermark: number;
+}
+export interface ProduceStreamResult {
+  record_sets: number;
+  /** -1 when the stream carried nothing. */
+  first_offset: number;
+  last_offset: number;
+}
+export interface ProduceStreamHandle {
+  /** Queues a record set; false means the stream is full: wait for 'drain' on `stream` before writing more. */
+  write(topic: string, partition: number, records: Buffer): boolean;
+  /** Ends the stream and resolves with what the server appended (rejects with the first failure). */
+  end(): Promise<ProduceStreamResult>;
+  readonly stream: ClientWritableStream<object>;
+}
+
+export interface ClientOptions {
+  /** Deadline of each unary call (long-poll fetches get their wait on top). */
+  deadline_ms?: number;
+}
+
+const AdminClient = makeGenericClientConstructor(AdminService, 'Admin');
+const LogClient = makeGenericClientConstructor(LogService, 'Log');
+const MESSAGE_MAX_BYTES = 65 * 1024 * 1024;
+const FLOW_CONTROL_WINDOW_BYTES = 16 * 1024 * 1024;
+type Rpc = (req: object, md: Metadata, opts: object, cb: (err: ServiceError | null, res: unknown) => void) => unknown;
+
+/**
+ * A connection to one relaylog server: every Admin and Log call, typed. Failed calls reject with
+ * an EngineError carrying the server's stable `code` (OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC ...) or an
+ * RpcError (UNAVAILABLE when the server cannot be reached). `close()` when done.
+ */
+export class RelaylogClient {
+  private readonly admin: Client;
+  private readonly log: Client;
+  private readonly deadline_ms: number;
+
+  constructor(readonly address: string, opts: ClientOptions = {}) {
+    const channel = {
+      'grpc.max_receive_message_length': MESSAGE_MAX_BYTES,
+      'grpc.max_send_message_length': MESSAGE_MAX_BYTES,
+      // HTTP/2's default 64 KiB receive window would stall a replay between every two frames.
+      'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW_BYTES,
+    };
+    this.admin = new AdminClient(address, credentials.createInsecure(), channel);
+    // Same address and options: grpc-js's subchannel pool gives both clients one connection.
+    this.log = new LogClient(address, credentials.createInsecure(), channel);
+    this.deadline_ms = opts.deadline_ms ?? 60_000;
+  }
+
+  private call<T>(client: Client, method: string, req: object, extra_ms = 0): Promise<T> {
+    const rpc = (client as unknown as Record<string, Rpc>)[method]!.bind(client);
+    return new Promise((resolve, reject) => {
+      rpc(req, new Metadata(), { deadline: Date.now() + this.deadline_ms + extra_ms }, (err, res) =>
+        err ? reject(fromServiceError(err, this.address)) : resolve(res as T),
+      );
+    });
+  }
+
+  // ------------------------------------------------------------------ admin
+
+  createTopic(name: string, opts: { partitions?: number; config?: Record<string, string> } = {}): Promise<TopicDescription> {
+    return this.call(this.admin, 'CreateTopic', { name, partitions: opts.partitions ?? 0, config: opts.config ?? {} });
+  }
+  async deleteTopic(name: string): Promise<void> {
+    await this.call(this.admin, 'DeleteTopic', { name });
+  }
+  async listTopics(): Promise<TopicDescription[]> {
+    return (await this.call<{ topics: TopicDescription[] }>(this.admin, 'ListTopics', {})).topics;
+  }
+  describeTopic(name: string): Promise<TopicDescription> {
+    return this.call(this.admin, 'DescribeTopic', { name });
+  }
+
+  // ------------------------------------------------------------------ log
+
+  /** Appends a record set (one or more RecordBatch v2 batches, e.g. from encodeBatch). */
+  produce(topic: string, partition: number, records: Buffer, acks: 'all' | 'leader' = 'all'): Promise<ProduceResult> {
+    return this.call(this.log, 'Produce', { topic, partition, records, acks: acks === 'all' ? 'ACKS_ALL' : 'ACKS_LEADER' });
+  }
+
+  /**
+   * An ordered pipeline of record sets with one answer per set (what Producer uses): separate
+   * unary produce calls may overtake each other on HTTP/2, sets on one pipeline never do.
+   */
+  producePipeline(): ProducePipeline {
+    type Open = (md: Metadata) => ClientDuplexStream<object, ProduceResult>;
+    const open = (this.log as unknown as Record<string, Open>).ProducePipeline!.bind(this.log);
+    return new ProducePipeline(() => open(new Metadata()), this.address);
+  }
+
+  /** A client stream of record sets for pipelines: one answer at the end. */
+  produceStream(): ProduceStreamHandle {
+    let settle!: { resolve: (v: ProduceStreamResult) => void; reject: (e: unknown) => void };
+    const done = new Promise<ProduceStreamResult>((resolve, reject) => (settle = { resolve, reject }));
+    type Open = (md: Metadata, cb: (err: ServiceError | null, res: unknown) => void) => ClientWritableStream<object>;
+    const open = (this.log as unknown as Record<string, Open>).ProduceStream!.bind(this.log);
+    const stream = open(new Metadata(), (err, res) => (err ? settle.reject(fromServiceError(err, this.address)) : settle.resolve(res as ProduceStreamResult)));
+    return {
+      stream,
+      write: (topic, partition, records) => stream.write({ topic, partition, records }),
+      end: () => {
+        stream.end();
+        return done;
+      },
+    };
+  }
+
+  /**
+   * Whole batches from `offset` up to `max_bytes`. With `max_wait_ms`, a fetch at the high
+   * watermark waits that long for data (long poll) before answering with no records.
+   */
+  fetch(topic: string, partition: number, offset: number, max_bytes = 1024 * 1024, max_wait_ms = 0): Promise<FetchResult> {
+    return this.call(this.log, 'Fetch', { topic, partition, offset, max_bytes, max_wait_ms }, max_wait_ms);
+  }
+
+  /**
+   * A server stream of frames of whole batches from `start`, following the tail. `cancel()` it to
+   * stop. Most callers want Consumer, which decodes records and skips those before the start.
+   */
+  subscribe(topic: string, partition: number, start: StartPosition, max_frame_bytes = 0): ClientReadableStream<Frame> {
+    const req: Record<string, unknown> = { topic, partition, max_frame_bytes };
+    if ('offset' in start) req.offset = start.offset;
+    else if ('timestamp_ms' in start) req.timestamp_ms = start.timestamp_ms;
+    else if ('group' in start) req.group = start.group;
+    else req.position = start.position === 'latest' ? 'LATEST' : 'EARLIEST';
+    return (this.log as unknown as Record<string, (r: object) => ClientReadableStream<Frame>>).Subscribe!.call(this.log, req);
+  }
+
+  async listOffsets(topic: string, partition: number, query: { position: 'earliest' | 'latest' } | { timestamp_ms: number }): Promise<OffsetsResult> {
+    const req = 'timestamp_ms' in query ? { topic, partition, timestamp_ms: query.timestamp_ms } : { topic, partition, position: query.position === 'latest' ? 'LATEST' : 'EARLIEST' };
+    const r = await this.call<{ found: boolean; offset: number; log_start_offset: number; high_watermark: number }>(this.log, 'ListOffsets', req);
+    return { offset: r.found ? r.offset : null, log_start_offset: r.log_start_offset, high_watermark: r.high_watermark };
+  }
+
+  /** Stores `offset` (the next offset to consume) for the group; durable when it resolves. */
+  async commitOffset(group: string, topic: string, partition: number, offset: number, metadata = ''): Promise<void> {
+    await this.call(this.log, 'CommitOffset', { group, topic, partition, offset, metadata });
+  }
+
+  async fetchCommitted(group: string, topic: string, partition: number): Promise<{ offset: number; metadata: string } | null> {
+    const r = await this.call<{ found: boolean; offset: number; metadata: string }>(this.log, 'FetchCommitted', { group, topic, partition });
+    return r.found ? { offset: r.offset, metadata: r.metadata } : null;
+  }
+
+  /** A subscription's stream error as an EngineError/RpcError (as the unary calls reject). */
+  streamError(err: unknown): Error {
+    return typeof (err as ServiceError)?.code === 'number' ? fromServiceError(err as ServiceError, this.address) : (err as Error);
+  }
+
+  close(): void {
+    this.admin.close();
+    this.log.close();
+  }
+}

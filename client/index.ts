@@ -1,0 +1,17 @@
+export {
+  RelaylogClient,
+  type ClientOptions,
+  type StartPosition,
+  type TopicDescription,
+  type PartitionInfo,
+  type ProduceResult,
+  type ProduceStreamHandle,
+  type ProduceStreamResult,
+  type FetchResult,
+  type Frame,
+  type OffsetsResult,
+} from './client.js';
+export { RpcError, fromServiceError, isRetriable } from './errors.js';
+export { Producer, type ProducerOptions, type SendBatch } from './producer.js';
+export { ProducePipeline } from './pipeline.js';
+export { Consumer, batchesOf, type ConsumerOptions } from './consumer.js';

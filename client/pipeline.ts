@@ -1,0 +1,56 @@
+import { status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import type { ProduceResult } from './client.js';
+import { fromServiceError, RpcError } from './errors.js';
+
+interface Waiting {
+  resolve: (r: ProduceResult) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * The client end of ProducePipeline: record sets go out on one stream, so the server appends them
+ * in send order, and answers come back in the same order. When the stream fails, the set whose
+ * answer was due gets the server's error; the sets behind it get a retriable ABORTED error (they
+ * may or may not have been appended). The next send opens a fresh stream.
+ */
+export class ProducePipeline {
+  private stream: ClientDuplexStream<object, ProduceResult> | null = null;
+  private readonly waiting: Waiting[] = [];
+
+  constructor(private readonly open: () => ClientDuplexStream<object, ProduceResult>, private readonly address: string) {}
+
+  get inflight(): number {
+    return this.waiting.length;
+  }
+
+  send(topic: string, partition: number, records: Buffer, acks: 'all' | 'leader'): Promise<ProduceResult> {
+    const stream = (this.stream ??= this.start());
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ resolve, reject });
+      stream.write({ topic, partition, records, acks: acks === 'all' ? 'ACKS_ALL' : 'ACKS_LEADER' });
+    });
+  }
+
+  private start(): ClientDuplexStream<object, ProduceResult> {
+    const stream = this.open();
+    stream.on('data', (r: ProduceResult) => this.waiting.shift()?.resolve(r));
+    stream.on('error', (err: ServiceError) => this.reset(stream, fromServiceError(err, this.address)));
+    stream.on('end', () => this.reset(stream, new RpcError('ABORTED', status.ABORTED, 'produce pipeline ended by the server before answering', true)));
+    return stream;
+  }
+
+  private reset(stream: ClientDuplexStream<object, ProduceResult>, err: Error): void {
+    if (this.stream !== stream) return;
+    this.stream = null;
+    const [head, ...rest] = this.waiting.splice(0);
+    head?.reject(err);
+    const behind = new RpcError('ABORTED', status.ABORTED, `produce pipeline reset by an earlier failure (${err.message})`, true);
+    for (const w of rest) w.reject(behind);
+  }
+
+  /** Ends the stream once every answer is in (call after the last send has settled). */
+  end(): void {
+    this.stream?.end();
+    this.stream = null;
+  }
+}

@@ -1,0 +1,196 @@
+import { closed, invalidArgument } from '../engine/base/errors.js';
+import { encodeBatch, type RecordInput } from '../engine/format/record-batch.js';
+import type { ProduceResult, RelaylogClient } from './client.js';
+import type { ProducePipeline } from './pipeline.js';
+import { isRetriable } from './errors.js';
+
+export interface ProducerOptions {
+  topic: string;
+  partition?: number;
+  /** Wait up to this long for more records before sending a batch (default 5). */
+  linger_ms?: number;
+  /** Send a batch once its records reach about this many bytes (default 1 MiB; keep it under the topic's max.message.bytes). */
+  batch_bytes?: number;
+  /** Batches sent and not yet acknowledged, at most (default 4; 1 keeps order even across retries). */
+  max_in_flight?: number;
+  /** `ready()` waits while records waiting or in flight exceed this many bytes (default 64 MiB). */
+  buffer_max_bytes?: number;
+  /** Retries of a retriable failure (UNAVAILABLE, DISK_FULL ...), with exponential backoff (default 5). */
+  retries?: number;
+  /** First retry delay; doubles per attempt, capped at 5 s (default 50). */
+  retry_backoff_ms?: number;
+  acks?: 'all' | 'leader';
+}
+
+/** The client-side send function, so tests can drive a Producer without a server. */
+export type SendBatch = (topic: string, partition: number, records: Buffer, acks: 'all' | 'leader') => Promise<Pick<ProduceResult, 'base_offset'>>;
+
+interface Pending {
+  /** The record's index in its batch. */
+  index: number;
+  resolve: (offset: number) => void;
+  reject: (err: unknown) => void;
+}
+interface Batch {
+  records: RecordInput[];
+  waiting: Pending[];
+  bytes: number;
+}
+
+const RECORD_OVERHEAD_BYTES = 24;
+const sizeOf = (v: Buffer | string | null | undefined): number => (v == null ? 0 : v.length);
+
+/**
+ * Batches records into RecordBatch v2 (encodeBatch) and sends them in order on one
+ * ProducePipeline stream, at most `max_in_flight` batches unacknowledged. `send()` resolves with
+ * the record's offset once its batch is acknowledged (durable per the topic's fsync policy).
+ * Without failures, records land in send order. A batch retried after a failure may land after
+ * batches sent behind it, and twice if the failure hid a successful append (idempotent producers
+ * come with replication); set max_in_flight = 1 to keep order across retries.
+ */
+export class Producer {
+  private readonly o: Required<Omit<ProducerOptions, 'topic'>> & { topic: string };
+  private readonly send_batch: SendBatch;
+  private readonly pipeline: ProducePipeline | null;
+  private open: Batch | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly sealed: Batch[] = [];
+  private inflight = 0;
+  private buffered = 0;
+  private failure: unknown = null;
+  private closing = false;
+  private idle_waiters: Array<() => void> = [];
+  private room_waiters: Array<() => void> = [];
+
+  constructor(client: RelaylogClient | SendBatch, opts: ProducerOptions) {
+    this.o = { partition: 0, linger_ms: 5, batch_bytes: 1024 * 1024, max_in_flight: 4, buffer_max_bytes: 64 * 1024 * 1024, retries: 5, retry_backoff_ms: 50, acks: 'all', ...opts };
+    if (!(this.o.max_in_flight >= 1) || !(this.o.batch_bytes >= 1)) throw invalidArgument('max_in_flight and batch_bytes must be >= 1');
+    this.pipeline = typeof client === 'function' ? null : client.producePipeline();
+    const pipeline = this.pipeline;
+    this.send_batch = pipeline === null ? (client as SendBatch) : (t, p, r, a) => pipeline.send(t, p, r, a);
+  }
+
+  /** Bytes of records waiting or in flight. */
+  get buffered_bytes(): number {
+    return this.buffered;
+  }
+
+  /**
+   * Queues a record; resolves with its offset once acknowledged. Records without a timestamp get
+   * the time of this call. The promise is already handled, so ignoring it is safe: failures also
+   * surface from ready(), flush() and close().
+   */
+  send(record: RecordInput): Promise<number> {
+    if (this.closing) return Promise.reject(closed('producer'));
+    const b = this.add(record.timestamp_ms === undefined ? { ...record, timestamp_ms: Date.now() } : record);
+    const index = b.records.length - 1;
+    const done = new Promise<number>((resolve, reject) => b.waiting.push({ index, resolve, reject }));
+    done.catch(() => undefined);
+    this.sealIfFull(b);
+    return done;
+  }
+
+  /**
+   * Queues a record without a promise of its own (the fast path for bulk loads: a million records
+   * cost a million fewer promises). Failures surface from ready(), flush() and close(). The record
+   * is kept as given, so give it a timestamp_ms (else it gets the batch's send time).
+   */
+  push(record: RecordInput): void {
+    if (this.closing) throw closed('producer');
+    this.sealIfFull(this.add(record));
+  }
+
+  private add(record: RecordInput): Batch {
+    const size = sizeOf(record.key) + sizeOf(record.value) + RECORD_OVERHEAD_BYTES;
+    if (this.open && this.open.bytes + size > this.o.batch_bytes) this.seal();
+    const b = (this.open ??= { records: [], waiting: [], bytes: 0 });
+    b.records.push(record);
+    b.bytes += size;
+    this.buffered += size;
+    return b;
+  }
+
+  private sealIfFull(b: Batch): void {
+    if (b.bytes >= this.o.batch_bytes) this.seal();
+    else this.timer ??= setTimeout(() => this.seal(), this.o.linger_ms);
+  }
+
+  /**
+   * Resolves once fewer than `buffer_max_bytes` are waiting or in flight; rejects with the first
+   * failure since the last flush, so a fast loop that awaits it stops at the first refused batch.
+   */
+  async ready(): Promise<void> {
+    if (this.failure === null && this.buffered >= this.o.buffer_max_bytes) await new Promise<void>((resolve) => this.room_waiters.push(resolve));
+    if (this.failure !== null) throw this.failure;
+  }
+
+  /** Sends what is waiting; resolves when everything sent so far is acknowledged, rejects with the first failure since the last flush. */
+  async flush(): Promise<void> {
+    this.seal();
+    if (this.inflight > 0 || this.sealed.length > 0) await new Promise<void>((resolve) => this.idle_waiters.push(resolve));
+    const failure = this.failure;
+    this.failure = null;
+    if (failure) throw failure;
+  }
+
+  /** Flushes, then refuses further sends and ends the pipeline stream. */
+  async close(): Promise<void> {
+    this.closing = true;
+    try {
+      await this.flush();
+    } finally {
+      this.pipeline?.end();
+    }
+  }
+
+  private seal(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const b = this.open;
+    this.open = null;
+    if (!b) return;
+    this.sealed.push(b);
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.inflight < this.o.max_in_flight && this.sealed.length > 0) {
+      const b = this.sealed.shift()!;
+      this.inflight++;
+      void this.sendWithRetry(b).then(() => this.settled(b));
+    }
+  }
+
+  private settled(b: Batch): void {
+    this.inflight--;
+    this.buffered -= b.bytes;
+    this.pump();
+    if (this.buffered < this.o.buffer_max_bytes) for (const w of this.room_waiters.splice(0)) w();
+    if (this.inflight === 0 && this.sealed.length === 0) for (const w of this.idle_waiters.splice(0)) w();
+  }
+
+  private async sendWithRetry(b: Batch): Promise<void> {
+    let batch: Buffer;
+    try {
+      batch = encodeBatch(b.records);
+    } catch (err) {
+      return this.fail(b, err);
+    }
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const r = await this.send_batch(this.o.topic, this.o.partition, batch, this.o.acks);
+        for (const w of b.waiting) w.resolve(r.base_offset + w.index);
+        return;
+      } catch (err) {
+        if (!isRetriable(err) || attempt >= this.o.retries) return this.fail(b, err);
+        await new Promise((r) => setTimeout(r, Math.min(5_000, this.o.retry_backoff_ms * 2 ** attempt)));
+      }
+    }
+  }
+
+  private fail(b: Batch, err: unknown): void {
+    this.failure ??= err;
+    for (const w of b.waiting) w.reject(err);
+    for (const w of this.room_waiters.splice(0)) w();
+  }
+}

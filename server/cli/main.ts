@@ -1,0 +1,174 @@
+import { createReadStream } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { limits } from '../../engine/base/limits.js';
+import { RelaylogClient, type TopicDescription } from '../../client/client.js';
+import { collect, nonNegativeInt, parseAddress, parseConfigPairs, parseFormat, parseFrom, parseTime, positiveInt, UsageError } from './args.js';
+import { consumeRecords, type ConsumeOptions } from './consume.js';
+import { produceLines, type ProduceOptions } from './produce.js';
+import type { ServeOptions } from './serve.js';
+
+/** The default listen address and the default --server of client commands (documented in docs/operations.md). */
+export const DEFAULT_LISTEN = '127.0.0.1:7450';
+export const DEFAULT_DATA_DIR = './data';
+
+/** Runs `fn` with a client for `--server`, closing it afterwards. */
+async function withClient<T>(address: string, fn: (c: RelaylogClient) => Promise<T>): Promise<T> {
+  const c = new RelaylogClient(address);
+  try {
+    return await fn(c);
+  } finally {
+    c.close();
+  }
+}
+
+const print = (s: string) => process.stdout.write(`${s}\n`);
+
+/** `topic describe` as text: the config on one line, then one row per partition. */
+export function describeText(t: TopicDescription): string {
+  const rows = [['partition', 'log-start', 'high-watermark', 'log-end', 'ssd-bytes', 'memory-bytes', 'archive-bytes', 'leader']];
+  for (const p of t.partitions) {
+    rows.push([p.partition, p.log_start_offset, p.high_watermark, p.log_end_offset, p.ssd_bytes, p.memory_bytes, p.archive_bytes, p.leader].map(String));
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const table = rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
+  const config = Object.entries(t.config).map(([k, v]) => `${k}=${v}`).join(' ');
+  return [`topic ${t.name}: ${t.partitions.length} partition(s)`, `config: ${config}`, ...table].join('\n');
+}
+
+function topicCommands(cli: Command, server: () => Option): void {
+  const topic = cli.command('topic').description('create, list, describe and delete topics');
+  topic
+    .command('create <name>')
+    .description("create a topic (config keys are Kafka's: retention.ms, segment.bytes, flush.messages ...)")
+    .option('--partitions <n>', 'number of partitions', positiveInt('--partitions'), 1)
+    .option('--config <key=value>', 'topic config (repeatable)', collect, [])
+    .addOption(server())
+    .action(async (name: string, o: { server: string; partitions: number; config: string[] }) => {
+      const config = parseConfigPairs(o.config);
+      const t = await withClient(o.server, (c) => c.createTopic(name, { partitions: o.partitions, config }));
+      print(`created topic ${t.name} with ${t.partitions.length} partition(s)`);
+    });
+  topic
+    .command('list')
+    .description('list topics: name and partition count, tab-separated')
+    .addOption(server())
+    .action(async (o: { server: string }) => {
+      for (const t of await withClient(o.server, (c) => c.listTopics())) print(`${t.name}\t${t.partitions.length}`);
+    });
+  topic
+    .command('describe <name>')
+    .description("a topic's config and, per partition, offsets, bytes per tier and leader")
+    .option('--json', 'print JSON')
+    .addOption(server())
+    .action(async (name: string, o: { server: string; json?: boolean }) => {
+      const t = await withClient(o.server, (c) => c.describeTopic(name));
+      print(o.json ? JSON.stringify(t, null, 2) : describeText(t));
+    });
+  topic
+    .command('delete <name>')
+    .description('delete a topic and all its data')
+    .addOption(server())
+    .action(async (name: string, o: { server: string }) => {
+      await withClient(o.server, (c) => c.deleteTopic(name));
+      print(`deleted topic ${name}`);
+    });
+}
+
+function serveCommands(cli: Command): void {
+  cli
+    .command('serve')
+    .description('run a single-node log server (Ctrl-C or SIGTERM stops it cleanly)')
+    .option('--data <dir>', 'data directory', DEFAULT_DATA_DIR)
+    .option('--listen <host:port>', 'address to listen on (port 0 picks a free one)', parseAddress, DEFAULT_LISTEN)
+    .option('--archive <url>', 'archive tier: webhdfs://host:port/path?user=NAME or file:///path')
+    .option('--memory <bytes>', 'memory-tier budget for hot tails (0 disables)', nonNegativeInt('--memory'), limits.memory_tier_bytes)
+    .option('--log-level <level>', 'pino log level on stderr: debug, info, warn, error', 'info')
+    // Imported on use: client commands start faster without the engine (LMDB) loaded.
+    .action(async (o: ServeOptions) => (await import('./serve.js')).serve(o));
+  cli
+    .command('restore')
+    .description("rebuild a node's catalog from the archive alone (into an empty data dir), then exit")
+    .requiredOption('--archive <url>', 'archive to restore from')
+    .option('--data <dir>', 'data directory', DEFAULT_DATA_DIR)
+    .action(async (o: { archive: string; data: string }) => {
+      const { LogStore } = await import('../../engine/log/log-store.js');
+      const store = await LogStore.open({ dir: o.data, archive_url: o.archive, archive_interval_ms: 0 });
+      try {
+        for (const t of store.listTopics()) {
+          for (const p of store.partitions(t.name)) {
+            const s = p.stats();
+            print(`${t.name}/${p.partition}: offsets ${s.log_start_offset}..${s.high_watermark}, ${s.archived_segment_count} archived segment(s)`);
+          }
+        }
+      } finally {
+        await store.close();
+      }
+    });
+}
+
+function dataCommands(cli: Command, server: () => Option): void {
+  cli
+    .command('produce <topic>')
+    .description('produce one record per line of stdin (or --file); lines are batched')
+    .option('--partition <p>', 'partition', nonNegativeInt('--partition'), 0)
+    .option('--key <key>', 'key for every record')
+    .option('--key-separator <sep>', 'the text before the first SEP on a line is its key (as parse.key)')
+    .option('--file <path>', 'read lines from a file instead of stdin')
+    .addOption(new Option('--acks <acks>', 'leader or all (the same on a single node)').choices(['leader', 'all']).default('all'))
+    .option('--linger-ms <ms>', 'wait this long for more lines before sending a batch', nonNegativeInt('--linger-ms'), 10)
+    .option('--batch-bytes <n>', 'send a batch once it holds about this many bytes', positiveInt('--batch-bytes'), 1024 * 1024)
+    .addOption(server())
+    .action(async (topic: string, o: ProduceOptions & { server: string; file?: string }) => {
+      if (o.key !== undefined && o.keySeparator !== undefined) throw new UsageError('give --key or --key-separator, not both');
+      if (o.keySeparator === '') throw new UsageError('--key-separator must not be empty');
+      const input = o.file ? createReadStream(o.file) : process.stdin;
+      const n = await withClient(o.server, (c) => produceLines(c, topic, input, o));
+      process.stderr.write(`produced ${n} record(s) to ${topic}/${o.partition}\n`);
+    });
+  cli
+    .command('consume <topic>')
+    .description('print records from an offset, a time, earliest/latest or a group, up to the end (or --follow)')
+    .option('--partition <p>', 'partition', nonNegativeInt('--partition'), 0)
+    .option('--from-offset <offset>', 'start at this offset', nonNegativeInt('--from-offset'))
+    .option('--from-time <time>', 'start at the first record with timestamp >= TIME (ISO-8601 or epoch ms)', parseTime)
+    .option('--from <where>', 'earliest or latest (the default is earliest)', parseFrom)
+    .option('--group <group>', "start at the group's committed offset (earliest if none); commit the position reached on exit")
+    .option('--max <n>', 'stop after N records', nonNegativeInt('--max'))
+    .option('--follow', 'keep following the tail after reaching it')
+    .option('--format <format>', 'value (one value per line) or json ({offset, timestamp, key, value} per line)', parseFormat, 'value')
+    .addOption(server())
+    .action(async (topic: string, o: ConsumeOptions & { server: string }) => {
+      await withClient(o.server, (c) => consumeRecords(c, topic, o));
+    });
+}
+
+/** The relaylog command line; parse with `main()` (or `program().parseAsync()` in tests). */
+export function program(): Command {
+  const cli = new Command('relaylog')
+    .description('relaylog: a log server for distributing AI data (single node)')
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(`relaylog: ${str.replace(/^error: /, '').trim().split('\n')[0]}\n`) });
+  const server = () => new Option('--server <host:port>', 'server address').argParser(parseAddress).default(DEFAULT_LISTEN);
+  serveCommands(cli);
+  topicCommands(cli, server);
+  dataCommands(cli, server);
+  return cli;
+}
+
+/**
+ * Runs the CLI (bin/relaylog.js calls this with process.argv). Exit status: 0 ok; 1 when a command
+ * fails (one line on stderr: `relaylog: <what went wrong>`); 2 for a usage mistake.
+ */
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await program().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander has printed its one line (or the help) already.
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    process.stderr.write(`relaylog: ${((err as Error)?.message ?? String(err)).split('\n')[0]}\n`);
+    process.exitCode = err instanceof UsageError ? 2 : 1;
+  }
+}

@@ -1,0 +1,52 @@
+import { format } from 'node:util';
+import { setLogger } from '@grpc/grpc-js';
+import { pino } from 'pino';
+import { LogServer } from '../rpc/log-server.js';
+
+export interface ServeOptions {
+  data: string;
+  listen: string;
+  archive?: string;
+  memory: number;
+  logLevel: string;
+}
+
+/**
+ * `relaylog serve`: opens the data dir, listens, and prints `relaylog listening on HOST:PORT` as
+ * one stdout line (scripts and tests read the real port from it when started with port 0). Logs
+ * are pino JSON on stderr. SIGTERM/SIGINT stop accepting, drain in-flight produces, close the
+ * store (fsync, lock release) and exit 0; a second signal while stopping exits 1 at once.
+ */
+export async function serve(o: ServeOptions): Promise<void> {
+  const logger = pino({ base: { service: 'relaylog' }, level: o.logLevel }, pino.destination({ dest: 2, sync: true }));
+  // grpc-js's own diagnostics go to the same JSON log, not as bare lines on stderr.
+  setLogger({ error: (...args: unknown[]) => logger.warn({ grpc: format(...args) }, 'grpc-js') });
+  const server = await LogServer.start({
+    store: { dir: o.data, memory_tier_bytes: o.memory, ...(o.archive ? { archive_url: o.archive } : {}) },
+    listen: o.listen,
+    logger,
+  });
+  process.stdout.write(`relaylog listening on ${server.address}\n`);
+  logger.info({ address: server.address, data: o.data, archive: o.archive ?? null }, 'serving');
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal while stopping: exiting without a clean close');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, 'stopping: no new calls, draining in-flight produces, closing the store');
+    server.stop().then(
+      () => {
+        logger.info({}, 'stopped cleanly');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error({ err: (err as Error).message }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}

@@ -1,0 +1,46 @@
+import type { UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { TopicInfo } from '../../engine/log/types.js';
+import { parseTopicConfig, topicConfigToKafka } from '../../engine/log/topic-config.js';
+import { unary, type ServiceContext } from './context.js';
+import { parseCreateTopic, parseEmpty, parseTopicName } from './requests.js';
+
+/** Topic config and, per partition, its offsets and bytes per tier; this node is every partition's leader. */
+function describe(ctx: ServiceContext, info: TopicInfo) {
+  return {
+    name: info.name,
+    config: topicConfigToKafka(info.config),
+    partitions: ctx.store().partitions(info.name).map((p) => {
+      const s = p.stats();
+      return {
+        partition: s.partition,
+        log_start_offset: s.log_start_offset,
+        high_watermark: s.high_watermark,
+        log_end_offset: s.log_end_offset,
+        memory_bytes: s.memory_bytes,
+        ssd_bytes: s.size_bytes,
+        archive_bytes: s.archive_bytes,
+        leader: ctx.address(),
+      };
+    }),
+  };
+}
+
+export function adminService(ctx: ServiceContext): UntypedServiceImplementation {
+  return {
+    CreateTopic: unary(ctx, 'CreateTopic', async (raw) => {
+      const req = parseCreateTopic(raw);
+      const config = parseTopicConfig(req.config);
+      const info = await ctx.store().createTopic(req.name, req.partitions > 0 ? { ...config, partitions: req.partitions } : config);
+      return describe(ctx, info);
+    }),
+    DeleteTopic: unary(ctx, 'DeleteTopic', async (raw) => {
+      await ctx.store().deleteTopic(parseTopicName(raw));
+      return {};
+    }),
+    ListTopics: unary(ctx, 'ListTopics', (raw) => {
+      parseEmpty(raw);
+      return { topics: ctx.store().listTopics().map((t) => describe(ctx, t)) };
+    }),
+    DescribeTopic: unary(ctx, 'DescribeTopic', (raw) => describe(ctx, ctx.store().topic(parseTopicName(raw)))),
+  };
+}

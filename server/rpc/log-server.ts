@@ -1,0 +1,110 @@
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { invalidArgument } from '../../engine/base/errors.js';
+import { parseListen } from './listen-address.js';
+import { LogStore } from '../../engine/log/log-store.js';
+import type { StoreOptions } from '../../engine/log/types.js';
+import { AdminService, LogService } from '../proto/load.js';
+import { adminService } from './admin-service.js';
+import type { ServerLogger, ServiceContext } from './context.js';
+import { serverLimits, type ServerLimits } from './limits.js';
+import { logService } from './log-service.js';
+import { shuttingDown } from './status.js';
+
+export interface ServerOptions {
+  /** The data dir and engine options; the store is opened (and its lock taken) by start(). */
+  store: Omit<StoreOptions, 'logger'>;
+  /** HOST:PORT to listen on; port 0 picks a free one (see `address`). */
+  listen: string;
+  logger: ServerLogger;
+  limits?: Partial<ServerLimits>;
+}
+
+/**
+ * The single-node log server: a LogStore behind the Admin and Log gRPC services.
+ * Lifecycle: `LogServer.start()` opens the store (taking the data-dir lock) and binds; `stop()`
+ * stops accepting, ends subscriptions with UNAVAILABLE, drains in-flight calls (cancelling what is
+ * left after `shutdown_drain_max_ms`), waits for every append it started, and closes the store
+ * (fsync, lock release). stop() is idempotent.
+ */
+export class LogServer {
+  private readonly grpc: Server;
+  private readonly stopping = new AbortController();
+  private readonly inflight = new Set<Promise<unknown>>();
+  private stopped: Promise<void> | null = null;
+  private bound = '';
+
+  private constructor(private readonly store: LogStore, private readonly opts: ServerOptions, readonly limits: ServerLimits) {
+    this.grpc = new Server({
+      'grpc.max_receive_message_length': limits.message_max_bytes,
+      'grpc.max_send_message_length': limits.message_max_bytes,
+    });
+    const ctx = this.context();
+    this.grpc.addService(AdminService, adminService(ctx));
+    this.grpc.addService(LogService, logService(ctx));
+  }
+
+  static async start(opts: ServerOptions): Promise<LogServer> {
+    const { host } = parseListen(opts.listen);
+    const limits: ServerLimits = { ...serverLimits, ...opts.limits };
+    const store = await LogStore.open({ ...opts.store, logger: opts.logger });
+    const server = new LogServer(store, opts, limits);
+    try {
+      const port = await new Promise<number>((resolve, reject) =>
+        server.grpc.bindAsync(opts.listen, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      );
+      server.bound = `${host}:${port}`;
+    } catch (err) {
+      server.grpc.forceShutdown();
+      await store.close();
+      // grpc-js wraps the socket error: "No address added out of total 1 resolved errors: [listen EADDRINUSE: ...]".
+      const why = /errors: \[(.*)\]$/.exec((err as Error).message)?.[1] ?? (err as Error).message;
+      throw invalidArgument(`cannot listen on ${opts.listen}: ${why}`);
+    }
+    return server;
+  }
+
+  /** HOST:PORT the server is bound to (the real port when started with port 0). */
+  get address(): string {
+    return this.bound;
+  }
+
+  private context(): ServiceContext {
+    return {
+      limits: this.limits,
+      logger: this.opts.logger,
+      stopping: this.stopping.signal,
+      address: () => this.bound,
+      store: () => {
+        if (this.stopping.signal.aborted) throw shuttingDown(this.bound);
+        return this.store;
+      },
+      track: <T>(work: Promise<T>): Promise<T> => {
+        this.inflight.add(work);
+        const forget = () => this.inflight.delete(work);
+        work.then(forget, forget);
+        return work;
+      },
+    };
+  }
+
+  stop(): Promise<void> {
+    this.stopped ??= this.doStop();
+    return this.stopped;
+  }
+
+  private async doStop(): Promise<void> {
+    this.stopping.abort();
+    let timer: NodeJS.Timeout | undefined;
+    const drained = new Promise<boolean>((resolve) => this.grpc.tryShutdown(() => resolve(true)));
+    const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), this.limits.shutdown_drain_max_ms)));
+    const clean = await Promise.race([drained, timeout]);
+    clearTimeout(timer);
+    if (!clean) {
+      this.opts.logger.warn({ drain_max_ms: this.limits.shutdown_drain_max_ms }, 'calls still open after the drain period; cancelling them');
+      this.grpc.forceShutdown();
+    }
+    // Appends already handed to the engine finish (and are acknowledged if their call is still open).
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
+    await this.store.close();
+  }
+}
