@@ -113,6 +113,7 @@ export class LogStore {
 
   /** Uploads eligible sealed segments of every partition, then applies retention. Never throws. */
   async archiveAndRetain(): Promise<{ uploaded: number; deleted: number; failures: number }> {
+    if (this.state !== 'open') return { uploaded: 0, deleted: 0, failures: 0 };
     let uploaded = 0;
     let failures = 0;
     for (const t of this.topics.values()) {

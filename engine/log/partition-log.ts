@@ -104,6 +104,9 @@ export class PartitionLog {
     log.archived = deps.archive ? deps.archive.list(log.key) : [];
     // A partition restored from the archive alone starts its local log where the archive ends.
     if (segments.length === 0) await log.createSegment(log.archived.at(-1)?.next_offset ?? 0);
+    // A crash in the middle of retention (file unlinked, catalog not told yet) leaves index entries
+    // below the log start; recovery dropped the segment record, drop those too, as retention would.
+    deps.catalog.dropIndexRange(log.key, { below_offset: log.logStartOffset });
     log.end_offset = log.active.next_offset;
     log.hw = log.end_offset;
     log.tail = deps.memory?.register(`${deps.topic}/${deps.partition}`) ?? null;
@@ -112,6 +115,11 @@ export class PartitionLog {
       log.flush_timer.unref();
     }
     return log;
+  }
+
+  /** Re-read after every await: close or abandon can happen in between. */
+  private isOpen(): boolean {
+    return this.closed_state === 'open';
   }
 
   get config(): TopicConfig {
@@ -345,6 +353,7 @@ export class PartitionLog {
     try {
       for (const seg of this.segments.filter((s) => s.sealed && !have.has(s.base_offset))) {
         if (seg.deleted) continue;
+        if (!this.isOpen()) break; // stopped while uploading: do nothing more
         const a = await archive.upload({ name: this.topic, config: this.deps.config, created_ms: 0 }, this.key, seg);
         this.archived.push(a);
         this.archived.sort((x, y) => x.base_offset - y.base_offset);
@@ -439,10 +448,14 @@ export class PartitionLog {
 
   /** Seals the active segment (if it has data) and starts a new one at the log end. */
   roll(): Promise<void> {
-    return this.exclusive(() => this.rollLocked());
+    return this.exclusive(async () => {
+      if (this.closed_state === 'closed') throw closed(`partition ${this.topic}/${this.partition}`);
+      await this.rollLocked();
+    });
   }
 
   private async rollLocked(): Promise<void> {
+    if (this.closed_state === 'closed') throw closed(`partition ${this.topic}/${this.partition}`);
     const seg = this.active;
     if (seg.size_bytes === 0) return;
     const fh = await seg.handle();
@@ -474,6 +487,7 @@ export class PartitionLog {
    */
   applyRetention(): Promise<number> {
     return this.exclusive(async () => {
+      if (this.closed_state !== 'open') return 0; // a closed (or crash-stopped) log deletes nothing
       const c = this.deps.config;
       const archived_bases = new Set(this.archived.map((a) => a.base_offset));
       const local_start = this.segments[0]!.base_offset;
@@ -520,6 +534,7 @@ export class PartitionLog {
    */
   truncateTo(offset: number): Promise<void> {
     return this.exclusive(async () => {
+      if (this.closed_state !== 'open') throw closed(`partition ${this.topic}/${this.partition}`);
       if (!Number.isSafeInteger(offset) || offset < this.segments[0]!.base_offset || offset > this.end_offset) {
         throw offsetOutOfRange(offset, this.logStartOffset, this.end_offset, `truncation of ${this.topic}/${this.partition}`);
       }
@@ -574,6 +589,7 @@ export class PartitionLog {
    */
   rebuildIndexes(): Promise<void> {
     return this.exclusive(async () => {
+      if (this.closed_state === 'closed') throw closed(`partition ${this.topic}/${this.partition}`);
       this.deps.catalog.dropIndexRange(this.key, { from_offset: 0 });
       const indexer = new Indexer(this.deps.catalog, this.key);
       for (const seg of this.segments) {
@@ -633,6 +649,10 @@ export class PartitionLog {
     if (this.flush_timer) clearInterval(this.flush_timer);
     this.appends.rejectAll(closed('abandoned partition'));
     await this.appends.drained();
+    // A roll, flush or retention already under way finishes (as a write under way does) before
+    // the caller closes the catalog: none of them may write to it afterwards. Later ones see
+    // closed_state and do nothing.
+    await this.exclusive(async () => undefined);
     for (const s of this.segments) await s.closeHandle();
     this.releaseTail();
     this.waiters.closeAll();

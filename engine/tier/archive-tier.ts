@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
-import { corruptSegment } from '../base/errors.js';
+import { closed, corruptSegment } from '../base/errors.js';
 import type { Clock } from '../base/clock.js';
 import type { ArchivedSegment, Catalog, PartitionKey, SegmentIndexEntries } from '../catalog/catalog.js';
 import { crc32c } from '../format/crc32c.js';
@@ -49,7 +49,14 @@ const STREAM_CHUNK_BYTES = 1024 * 1024;
 export class ArchiveTier {
   readonly metrics = { uploads: 0, upload_failures: 0, uploaded_bytes: 0, deletes: 0, last_error: '' as string };
 
+  private closed_flag = false;
+
   private constructor(private readonly opts: ArchiveTierOptions, readonly cache: ArchiveCache) {}
+
+  /** Between the steps of an upload: once closed (or crash-stopped), nothing more happens. */
+  private check(): void {
+    if (this.closed_flag) throw closed('the archive tier');
+  }
 
   static async open(opts: ArchiveTierOptions): Promise<ArchiveTier> {
     const cache_max_bytes = Math.max(64 * 1024, opts.cache_max_bytes ?? 1024 * 1024 * 1024);
@@ -105,7 +112,9 @@ export class ArchiveTier {
   ): Promise<ArchivedSegment> {
     const path = ArchiveTier.segmentPath(key, seg.base_offset);
     try {
+      this.check();
       await this.putTopic(topic);
+      this.check();
       let local_crc = 0;
       const stream = async function* () {
         for await (const chunk of createReadStream(seg.path, { start: 0, end: seg.size_bytes - 1, highWaterMark: STREAM_CHUNK_BYTES })) {
@@ -120,7 +129,9 @@ export class ArchiveTier {
       } else {
         for await (const _ of stream()) void _; // compute the local CRC to compare with what is there
       }
+      this.check();
       await this.verify(path, seg.size_bytes, local_crc, seg.path);
+      this.check();
       const archived: ArchivedSegment = {
         base_offset: seg.base_offset,
         next_offset: seg.next_offset,
@@ -138,6 +149,7 @@ export class ArchiveTier {
         index: this.opts.catalog.segmentIndexEntries(key, seg.base_offset, seg.next_offset),
       };
       await this.putIdempotent(path.replace(/\.log$/, '.json'), Buffer.from(JSON.stringify(sidecar)));
+      this.check();
       await this.opts.catalog.putArchived(key, archived);
       this.metrics.uploads++;
       this.metrics.uploaded_bytes += seg.size_bytes;
@@ -230,6 +242,7 @@ export class ArchiveTier {
   }
 
   async close(): Promise<void> {
+    this.closed_flag = true;
     await this.cache.close();
     await this.opts.store.close();
   }

@@ -155,10 +155,12 @@ describe('archive tier (file:// backend)', () => {
     let p = s.partition('t', 0);
     for (let i = 0; i < 40; i++) await p.append(batchOf(1, `r${i}`, T0, 250_000)); // ~10 MB, 3 sealed segments
     const want = await readAll(p);
-    void s.archiveAndRetain().catch(() => undefined);
-    // Stop as a killed process would while the first upload is in flight (and never wait for it).
+    const zombie = s.archiveAndRetain().catch(() => undefined);
+    // Stop as a killed process would while the first upload is in flight. Nothing of the old store
+    // may act after that: its upload stops at the next step (bounded wait, as a kill is final).
     await new Promise((r) => setTimeout(r, 5));
     await s.abandon();
+    await Promise.race([zombie, new Promise((r) => setTimeout(r, 10_000))]);
     const visible = () => readdirSync(join(archive, 't', '0')).filter((f) => !f.includes('.tmp-'));
     s = await openNode('node1', archive, clock);
     p = s.partition('t', 0);
