@@ -36,6 +36,12 @@ export const ERROR_SPECS = {
   CLOSED: { name: 'ClosedError', retriable: true, grpc_status: 14, kafka_code: 6 },
   NOT_LEADER: { name: 'NotLeaderError', retriable: true, grpc_status: 9, kafka_code: 6 },
   LIMIT_EXCEEDED: { name: 'LimitExceededError', retriable: true, grpc_status: 8, kafka_code: 7 },
+  // Archive tier (WebHDFS or a mounted directory). 7 = gRPC PERMISSION_DENIED.
+  ARCHIVE_EXISTS: { name: 'ArchiveExistsError', retriable: false, grpc_status: 6, kafka_code: 56 },
+  ARCHIVE_NOT_FOUND: { name: 'ArchiveNotFoundError', retriable: false, grpc_status: 5, kafka_code: 56 },
+  ARCHIVE_PERMISSION_DENIED: { name: 'ArchivePermissionDeniedError', retriable: false, grpc_status: 7, kafka_code: 56 },
+  ARCHIVE_UNAVAILABLE: { name: 'ArchiveUnavailableError', retriable: true, grpc_status: 14, kafka_code: 56 },
+  ARCHIVE_PROTOCOL_ERROR: { name: 'ArchiveProtocolError', retriable: false, grpc_status: 13, kafka_code: 56 },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_SPECS;

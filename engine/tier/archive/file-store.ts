@@ -124,5 +124,5 @@ async function exists(p: string): Promise<boolean> {
 }
 
 function archiveExists(url: string, path: string): EngineError {
-  return new EngineError('INVALID_ARGUMENT', `archive file ${url}/${path} already exists; relaylog never overwrites archived data`, { path });
+  return new EngineError('ARCHIVE_EXISTS', `archive file ${url}/${path} already exists; relaylog never overwrites archived data`, { path });
 }
