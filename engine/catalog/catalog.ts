@@ -149,6 +149,15 @@ export class Catalog {
     return null;
   }
 
+  /** The largest key (running max timestamp) in the partition's time index, or null when it has none. */
+  lastTimeKey(p: PartitionKey): number | null {
+    this.guard();
+    for (const { key } of this.tindex.getRange({ start: [p[0], p[1], TS_MAX], end: [p[0], p[1], TS_MIN], reverse: true, limit: 1 })) {
+      return key[2] as number;
+    }
+    return null;
+  }
+
   putTimeEntry(p: PartitionKey, running_max_ts: number, batch_base: number, segment_base: number, position: number): void {
     this.guard();
     void this.tindex.put([p[0], p[1], running_max_ts], [batch_base, segment_base, position]);

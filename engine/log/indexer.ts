@@ -10,6 +10,7 @@ import type { Catalog, PartitionKey } from '../catalog/catalog.js';
 export class Indexer {
   private last_entry_position = -1;
   private last_entry_segment = -1;
+  private continued = false;
 
   constructor(
     private readonly catalog: Catalog,
@@ -26,6 +27,14 @@ export class Indexer {
   }
 
   onBatch(segment_base: number, position: number, batch_base: number, max_ts: number): void {
+    if (!this.continued) {
+      // Time-index keys must grow with offsets (dropIndexRange relies on it). Entries already in the
+      // index may carry a running max from segments that retention has deleted since, which the
+      // segments left cannot reproduce: continue from the largest key there is.
+      this.continued = true;
+      const last = this.catalog.lastTimeKey(this.key);
+      if (last !== null && last > this.running_max_ts) this.running_max_ts = last;
+    }
     if (max_ts > this.running_max_ts) this.running_max_ts = max_ts;
     const due =
       segment_base !== this.last_entry_segment ||
