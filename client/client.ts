@@ -29,6 +29,19 @@ export interface PartitionInfo {
   archive_bytes: number;
   /** HOST:PORT of the partition's leader (on a single node: the server itself). */
   leader: string;
+  /** Segments on SSD, the active one included. */
+  segment_count: number;
+  archived_segment_count: number;
+}
+export interface ArchiveReport {
+  archive_url: string;
+  uploaded: number;
+  deleted: number;
+  failures: number;
+  uploads_total: number;
+  upload_failures_total: number;
+  uploaded_bytes_total: number;
+  last_error: string;
 }
 export interface TopicDescription {
   name: string;
@@ -126,6 +139,10 @@ export class RelaylogClient {
   }
   describeTopic(name: string): Promise<TopicDescription> {
     return this.call(this.admin, 'DescribeTopic', { name });
+  }
+  /** Uploads eligible sealed segments to the server's archive tier now, then applies retention. */
+  archive(): Promise<ArchiveReport> {
+    return this.call(this.admin, 'Archive', {});
   }
 
   // ------------------------------------------------------------------ log

@@ -4,6 +4,7 @@ export {
   type StartPosition,
   type TopicDescription,
   type PartitionInfo,
+  type ArchiveReport,
   type ProduceResult,
   type ProduceStreamHandle,
   type ProduceStreamResult,

@@ -41,6 +41,7 @@ export const ERROR_SPECS = {
   ARCHIVE_NOT_FOUND: { name: 'ArchiveNotFoundError', retriable: false, grpc_status: 5, kafka_code: 56 },
   ARCHIVE_PERMISSION_DENIED: { name: 'ArchivePermissionDeniedError', retriable: false, grpc_status: 7, kafka_code: 56 },
   ARCHIVE_UNAVAILABLE: { name: 'ArchiveUnavailableError', retriable: true, grpc_status: 14, kafka_code: 56 },
+  ARCHIVE_NOT_CONFIGURED: { name: 'ArchiveNotConfiguredError', retriable: false, grpc_status: 9, kafka_code: 56 },
   ARCHIVE_PROTOCOL_ERROR: { name: 'ArchiveProtocolError', retriable: false, grpc_status: 13, kafka_code: 56 },
 } as const satisfies Record<string, ErrorSpec>;
 

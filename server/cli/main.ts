@@ -81,6 +81,7 @@ function serveCommands(cli: Command): void {
     .option('--data <dir>', 'data directory', DEFAULT_DATA_DIR)
     .option('--listen <host:port>', 'address to listen on (port 0 picks a free one)', parseAddress, DEFAULT_LISTEN)
     .option('--archive <url>', 'archive tier: webhdfs://host:port/path?user=NAME or file:///path')
+    .option('--archive-interval <ms>', 'upload eligible sealed segments this often (0: only on `relaylog archive`)', nonNegativeInt('--archive-interval'), 10_000)
     .option('--memory <bytes>', 'memory-tier budget for hot tails (0 disables)', nonNegativeInt('--memory'), limits.memory_tier_bytes)
     .option('--log-level <level>', 'pino log level on stderr: debug, info, warn, error', 'info')
     // Imported on use: client commands start faster without the engine (LMDB) loaded.
@@ -103,6 +104,35 @@ function serveCommands(cli: Command): void {
       } finally {
         await store.close();
       }
+    });
+}
+
+function archiveCommands(cli: Command, server: () => Option): void {
+  cli
+    .command('archive')
+    .description('upload eligible sealed segments to the archive tier now, then apply retention: through a running server (--server), or offline on a data dir (--data with --archive)')
+    .option('--data <dir>', 'offline: the data directory (refused while a server holds it)')
+    .option('--archive <url>', 'offline: the archive location (webhdfs://host:port/path?user=NAME or file:///path)')
+    .option('--json', 'print JSON')
+    .addOption(server())
+    .action(async (o: { data?: string; archive?: string; server: string; json?: boolean }) => {
+      let report: { uploaded: number; deleted: number; failures: number; archive_url: string; last_error: string };
+      if (o.data !== undefined) {
+        if (o.archive === undefined) throw new UsageError('offline archiving needs --archive URL as well as --data DIR');
+        const { LogStore } = await import('../../engine/log/log-store.js');
+        const store = await LogStore.open({ dir: o.data, archive_url: o.archive, archive_interval_ms: 0 });
+        try {
+          const r = await store.archiveAndRetain();
+          report = { ...r, archive_url: store.archive!.url, last_error: store.archive!.metrics.last_error };
+        } finally {
+          await store.close();
+        }
+      } else {
+        if (o.archive !== undefined) throw new UsageError('--archive is for offline use with --data; a server uses its own --archive');
+        report = await withClient(o.server, (c) => c.archive());
+      }
+      print(o.json ? JSON.stringify(report, null, 2) : `archive ${report.archive_url}: uploaded ${report.uploaded} segment(s), retention removed ${report.deleted}, ${report.failures} failure(s)${report.last_error ? `; last error: ${report.last_error}` : ''}`);
+      if (report.failures > 0) process.exitCode = 1;
     });
 }
 
@@ -152,6 +182,7 @@ export function program(): Command {
   serveCommands(cli);
   topicCommands(cli, server);
   dataCommands(cli, server);
+  archiveCommands(cli, server);
   return cli;
 }
 

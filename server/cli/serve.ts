@@ -7,6 +7,7 @@ export interface ServeOptions {
   data: string;
   listen: string;
   archive?: string;
+  archiveInterval: number;
   memory: number;
   logLevel: string;
 }
@@ -22,7 +23,7 @@ export async function serve(o: ServeOptions): Promise<void> {
   // grpc-js's own diagnostics go to the same JSON log, not as bare lines on stderr.
   setLogger({ error: (...args: unknown[]) => logger.warn({ grpc: format(...args) }, 'grpc-js') });
   const server = await LogServer.start({
-    store: { dir: o.data, memory_tier_bytes: o.memory, ...(o.archive ? { archive_url: o.archive } : {}) },
+    store: { dir: o.data, memory_tier_bytes: o.memory, archive_interval_ms: o.archiveInterval, ...(o.archive ? { archive_url: o.archive } : {}) },
     listen: o.listen,
     logger,
   });

@@ -1,6 +1,7 @@
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { TopicInfo } from '../../engine/log/types.js';
 import { parseTopicConfig, topicConfigToKafka } from '../../engine/log/topic-config.js';
+import { EngineError } from '../../engine/base/errors.js';
 import { unary, type ServiceContext } from './context.js';
 import { parseCreateTopic, parseEmpty, parseTopicName } from './requests.js';
 
@@ -20,6 +21,8 @@ function describe(ctx: ServiceContext, info: TopicInfo) {
         ssd_bytes: s.size_bytes,
         archive_bytes: s.archive_bytes,
         leader: ctx.address(),
+        segment_count: s.segment_count,
+        archived_segment_count: s.archived_segment_count,
       };
     }),
   };
@@ -42,5 +45,24 @@ export function adminService(ctx: ServiceContext): UntypedServiceImplementation 
       return { topics: ctx.store().listTopics().map((t) => describe(ctx, t)) };
     }),
     DescribeTopic: unary(ctx, 'DescribeTopic', (raw) => describe(ctx, ctx.store().topic(parseTopicName(raw)))),
+    Archive: unary(ctx, 'Archive', async (raw) => {
+      parseEmpty(raw);
+      const store = ctx.store();
+      const archive = store.archive;
+      if (!archive) throw noArchive();
+      const r = await store.archiveAndRetain();
+      const m = archive.metrics;
+      return {
+        archive_url: archive.url,
+        ...r,
+        uploads_total: m.uploads,
+        upload_failures_total: m.upload_failures,
+        uploaded_bytes_total: m.uploaded_bytes,
+        last_error: m.last_error,
+      };
+    }),
   };
 }
+
+const noArchive = () =>
+  new EngineError('ARCHIVE_NOT_CONFIGURED', 'this server has no archive tier: start it with --archive webhdfs://host:port/path or file:///path');

@@ -37,14 +37,11 @@ describe('a server holding 100k records', () => {
     const created = await client.createTopic('samples', { partitions: 2, config: { 'segment.bytes': String(1024 * 1024) } });
     expect(created.partitions.map((p) => p.partition)).toEqual([0, 1]);
     const producer = new Producer(client, { topic: 'samples', partition: 0, batch_bytes: 64 * 1024 });
-    const t = performance.now();
     for (let i = 0; i < N; i++) {
       producer.push({ key: `k${i % 7}`, value: `v-${i}`, timestamp_ms: tsOf(i) });
       if (i % 5000 === 0) await producer.ready();
     }
     await producer.close();
-    const ms = performance.now() - t;
-    expect(ms).toBeLessThan(20_000);
   });
 
   afterAll(async () => {
