@@ -206,6 +206,11 @@ export class RelaylogClient {
     return { offset: r.found ? r.offset : null, log_start_offset: r.log_start_offset, high_watermark: r.high_watermark };
   }
 
+  /** Where leader epoch `epoch` ends in the server's log (see EpochEnd in the proto): for relays. */
+  epochEnd(topic: string, partition: number, epoch: number): Promise<{ epoch: number; end_offset: number; log_start_offset: number; high_watermark: number }> {
+    return this.call(this.log, 'EpochEnd', { topic, partition, epoch });
+  }
+
   /** Stores `offset` (the next offset to consume) for the group; durable when it resolves. */
   async commitOffset(group: string, topic: string, partition: number, offset: number, metadata = ''): Promise<void> {
     await this.call(this.log, 'CommitOffset', { group, topic, partition, offset, metadata });

@@ -36,6 +36,10 @@ export const ERROR_SPECS = {
   CLOSED: { name: 'ClosedError', retriable: true, grpc_status: 14, kafka_code: 6 },
   NOT_LEADER: { name: 'NotLeaderError', retriable: true, grpc_status: 9, kafka_code: 6 },
   LIMIT_EXCEEDED: { name: 'LimitExceededError', retriable: true, grpc_status: 8, kafka_code: 7 },
+  // A replicated append that does not continue the log exactly (kafka: OFFSET_OUT_OF_RANGE).
+  OFFSET_MISMATCH: { name: 'OffsetMismatchError', retriable: false, grpc_status: 9, kafka_code: 1 },
+  // Produce to a read-only relay replica (kafka: NOT_LEADER_OR_FOLLOWER).
+  READ_ONLY_REPLICA: { name: 'ReadOnlyReplicaError', retriable: false, grpc_status: 9, kafka_code: 6 },
   // Archive tier (WebHDFS or a mounted directory). 7 = gRPC PERMISSION_DENIED.
   ARCHIVE_EXISTS: { name: 'ArchiveExistsError', retriable: false, grpc_status: 6, kafka_code: 56 },
   ARCHIVE_NOT_FOUND: { name: 'ArchiveNotFoundError', retriable: false, grpc_status: 5, kafka_code: 56 },
@@ -150,3 +154,6 @@ export const closed = (what: string) => new EngineError('CLOSED', `${what} is cl
 
 export const limitExceeded = (limit: string, value: number, max: number) =>
   new EngineError('LIMIT_EXCEEDED', `limit ${limit} exceeded: ${value} > ${max}`, { limit, value, max });
+
+export const offsetMismatch = (topic: string, partition: number, expected: number, got: number) =>
+  new EngineError('OFFSET_MISMATCH', `replicated batch for ${topic}/${partition} starts at offset ${got}, but the log ends at ${expected}`, { topic, partition, expected, got });

@@ -69,6 +69,8 @@ export class Catalog {
     readonly groups: Database<GroupOffset, (string | number)[]>,
     readonly meta: Database<unknown, string>,
     readonly archived: Database<ArchivedSegment, (string | number)[]>,
+    /** Leader-epoch starts: [topic, partition, epoch] -> first offset written in that epoch. */
+    readonly epochs: Database<number, (string | number)[]>,
     /** True when the environment was created by this open (nothing to trust, rebuild from segments). */
     readonly fresh: boolean,
   ) {}
@@ -77,7 +79,7 @@ export class Catalog {
     try {
       // overlappingSync off: a commit's fsync finishes on LMDB's writer thread before the commit
       // resolves, so closing the environment never races a background sync.
-      const env = open({ path, maxDbs: 8, compression: false, mapSize: 2 ** 34, overlappingSync: false });
+      const env = open({ path, maxDbs: 16, compression: false, mapSize: 2 ** 34, overlappingSync: false });
       const meta = env.openDB<unknown, string>({ name: 'meta' });
       const fresh = meta.get('version') === undefined;
       if (fresh) meta.putSync('version', CATALOG_VERSION);
@@ -89,6 +91,7 @@ export class Catalog {
         env.openDB({ name: 'groups' }),
         meta,
         env.openDB({ name: 'archived' }),
+        env.openDB({ name: 'epochs' }),
         fresh,
       );
     } catch (err) {
@@ -149,6 +152,44 @@ export class Catalog {
     return null;
   }
 
+  // ------------------------------------------------------------ leader epochs
+
+  /** Records that `epoch` starts at `start_offset` (the first batch stamped with it). */
+  putEpochStart(p: PartitionKey, epoch: number, start_offset: number): void {
+    this.guard();
+    this.epochs.putSync([p[0], p[1], epoch], start_offset); // rare (once per epoch), read at once by epochEnd
+  }
+
+  /** Every recorded epoch start, ascending (epochs and start offsets both grow). */
+  listEpochs(p: PartitionKey): Array<{ epoch: number; start_offset: number }> {
+    this.guard();
+    return [...this.epochs.getRange({ start: [p[0], p[1], -1], end: [p[0], p[1], TS_MAX] })].map((e) => ({ epoch: e.key[2] as number, start_offset: e.value }));
+  }
+
+  /** The newest leader epoch recorded in any partition, or the node epoch stored in meta (-1: none). */
+  maxEpoch(): number {
+    this.guard();
+    let max = (this.meta.get('node_epoch') as number | undefined) ?? -1;
+    for (const { key } of this.epochs.getRange({})) max = Math.max(max, key[2] as number);
+    return max;
+  }
+
+  /** Persists the node's epoch (its incarnation), durably. */
+  putNodeEpoch(epoch: number): void {
+    this.guard();
+    this.meta.putSync('node_epoch', epoch);
+  }
+
+  /** Forgets epochs that start at or after `offset` (the log was truncated there). */
+  dropEpochsFrom(p: PartitionKey, offset: number): void {
+    this.guard();
+    this.env.transactionSync(() => {
+      for (const { key, value } of this.epochs.getRange({ start: [p[0], p[1], -1], end: [p[0], p[1], TS_MAX] })) {
+        if (value >= offset) this.epochs.removeSync(key);
+      }
+    });
+  }
+
   /** The largest key (running max timestamp) in the partition's time index, or null when it has none. */
   lastTimeKey(p: PartitionKey): number | null {
     this.guard();
@@ -196,7 +237,7 @@ export class Catalog {
   dropPartition(p: PartitionKey): void {
     this.guard();
     this.env.transactionSync(() => {
-      for (const db of [this.segments, this.oindex, this.archived] as const) {
+      for (const db of [this.segments, this.oindex, this.archived, this.epochs] as const) {
         for (const { key } of db.getRange({ start: [p[0], p[1], -1], end: [p[0], p[1], TS_MAX] })) db.removeSync(key);
       }
       for (const { key } of this.tindex.getRange({ start: [p[0], p[1], TS_MIN], end: [p[0], p[1], TS_MAX] })) this.tindex.removeSync(key);

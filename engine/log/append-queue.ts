@@ -6,6 +6,8 @@ export interface PendingAppend {
   batches: Buffer[];
   bytes: number;
   leader_epoch: number;
+  /** Batches copied from another log: offsets and epochs kept (PartitionLog.appendReplicated). */
+  replicated?: boolean;
   resolve: (r: AppendResult) => void;
   reject: (e: unknown) => void;
 }

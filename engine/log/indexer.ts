@@ -11,6 +11,8 @@ export class Indexer {
   private last_entry_position = -1;
   private last_entry_segment = -1;
   private continued = false;
+  /** Newest leader epoch recorded for this partition (-1: none yet). */
+  private last_epoch = -1;
 
   constructor(
     private readonly catalog: Catalog,
@@ -26,14 +28,24 @@ export class Indexer {
     this.last_entry_position = position;
   }
 
-  onBatch(segment_base: number, position: number, batch_base: number, max_ts: number): void {
+  /**
+   * Also records where each leader epoch starts (the first batch stamped with it), for divergence
+   * checks by followers and relays (`PartitionLog.epochEnd`).
+   */
+  onBatch(segment_base: number, position: number, batch_base: number, max_ts: number, leader_epoch = 0): void {
     if (!this.continued) {
+      const epochs = this.catalog.listEpochs(this.key);
+      this.last_epoch = epochs.length > 0 ? epochs[epochs.length - 1]!.epoch : -1;
       // Time-index keys must grow with offsets (dropIndexRange relies on it). Entries already in the
       // index may carry a running max from segments that retention has deleted since, which the
       // segments left cannot reproduce: continue from the largest key there is.
       this.continued = true;
       const last = this.catalog.lastTimeKey(this.key);
       if (last !== null && last > this.running_max_ts) this.running_max_ts = last;
+    }
+    if (leader_epoch > this.last_epoch) {
+      this.catalog.putEpochStart(this.key, leader_epoch, batch_base);
+      this.last_epoch = leader_epoch;
     }
     if (max_ts > this.running_max_ts) this.running_max_ts = max_ts;
     const due =

@@ -45,6 +45,8 @@ export class LogStore {
     private readonly logger: EngineLogger,
   ) {}
 
+  /** Leader epoch stamped on batches produced to this node since it opened. */
+  node_epoch = 0;
   /** The archive tier, when the store was opened with `archive_url`. */
   archive: ArchiveTier | null = null;
   private archive_timer: NodeJS.Timeout | null = null;
@@ -76,6 +78,10 @@ export class LogStore {
         if (catalog.fresh) await store.restoreFromArchive();
       }
       await store.openTopics();
+      // Each incarnation of a node writes with a new, larger leader epoch, so a relay that copied a
+      // tail this node lost in a crash (fsync=interval|never) sees the divergence and truncates.
+      store.node_epoch = catalog.maxEpoch() + 1;
+      catalog.putNodeEpoch(store.node_epoch);
       const archive_every_ms = options.archive_interval_ms ?? 10_000;
       if (store.archive && archive_every_ms > 0) {
         store.archive_timer = setInterval(() => void store.archiveAndRetain(), archive_every_ms);
@@ -162,6 +168,7 @@ export class LogStore {
           verify_crc_on_read: this.opts.verify_crc_on_read,
           memory: this.memory,
           archive: this.archive,
+          leader_epoch: () => this.node_epoch,
         }),
       );
     }

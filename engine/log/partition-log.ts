@@ -9,6 +9,7 @@ import {
   invalidArgument,
   invalidBatch,
   isEngineError,
+  offsetMismatch,
   offsetOutOfRange,
   storageError,
 } from '../base/errors.js';
@@ -18,6 +19,7 @@ import {
   F_RECORD_COUNT,
   batchBaseOffset,
   batchLastOffsetDelta,
+  batchLeaderEpoch,
   batchMaxTimestamp,
   forEachBatch,
   forEachRecord,
@@ -54,6 +56,8 @@ export interface PartitionDeps {
   memory: MemoryTier | null;
   /** The node's archive tier, or null when the node has none. */
   archive: ArchiveTier | null;
+  /** Leader epoch stamped on produced batches (the node's incarnation; the Raft term once replicated). */
+  leader_epoch: () => number;
 }
 
 /**
@@ -192,7 +196,30 @@ export class PartitionLog {
     }
     let bytes = 0;
     for (const b of batches) bytes += b.length;
-    return this.appends.enqueue({ batches, bytes, leader_epoch: opts.leader_epoch ?? 0 });
+    return this.appends.enqueue({ batches, bytes, leader_epoch: opts.leader_epoch ?? this.deps.leader_epoch() });
+  }
+
+  /**
+   * Appends batches copied from another log (a relay's upstream, a Raft leader) exactly as they
+   * are: offsets and leader epochs are kept, not stamped, so the bytes stay identical. The first
+   * batch must start at the log end offset and the batches must be contiguous (OFFSET_MISMATCH
+   * otherwise, nothing written); every batch's CRC is checked.
+   */
+  appendReplicated(records: Buffer): Promise<AppendResult> {
+    if (this.closed_state !== 'open') return Promise.reject(closed(`partition ${this.topic}/${this.partition}`));
+    let batches: Buffer[];
+    try {
+      batches = splitRecordSet(records);
+      if (batches.length === 0) throw invalidBatch('no batches to append');
+      let next = batchBaseOffset(batches[0]!);
+      for (const b of batches) {
+        if (batchBaseOffset(b) !== next) throw offsetMismatch(this.topic, this.partition, next, batchBaseOffset(b));
+        next = batchBaseOffset(b) + batchLastOffsetDelta(b) + 1;
+      }
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.appends.enqueue({ batches, bytes: records.length, leader_epoch: -1, replicated: true });
   }
 
   private checkProducedBatch(b: Buffer): void {
@@ -222,15 +249,31 @@ export class PartitionLog {
     const buffers: Buffer[] = [];
     const results: AppendResult[] = [];
     let next = this.end_offset;
+    const accepted: PendingAppend[] = [];
     for (const p of group) {
       const base_offset = next;
-      for (const b of p.batches) {
-        stampBatch(b, 0, next, p.leader_epoch);
-        next += batchLastOffsetDelta(b) + 1;
-        buffers.push(b);
+      if (p.replicated) {
+        // Replicated batches keep their offsets: they must continue the log exactly.
+        if (batchBaseOffset(p.batches[0]!) !== next) {
+          p.reject(offsetMismatch(this.topic, this.partition, next, batchBaseOffset(p.batches[0]!)));
+          continue;
+        }
+        for (const b of p.batches) {
+          next += batchLastOffsetDelta(b) + 1;
+          buffers.push(b);
+        }
+      } else {
+        for (const b of p.batches) {
+          stampBatch(b, 0, next, p.leader_epoch);
+          next += batchLastOffsetDelta(b) + 1;
+          buffers.push(b);
+        }
       }
+      accepted.push(p);
       results.push({ base_offset, last_offset: next - 1 });
     }
+    if (accepted.length === 0) return;
+    if (accepted.length < group.length) bytes = buffers.reduce((n, b) => n + b.length, 0);
     try {
       const fh = await seg.handle();
       await writeAll(fh, buffers, start_position, bytes);
@@ -238,18 +281,18 @@ export class PartitionLog {
     } catch (err) {
       await this.undoWrite(seg, start_position);
       const e = (err as NodeJS.ErrnoException).code === 'ENOSPC' ? this.disk.enospc() : storageError(`appending to ${seg.path}`, err);
-      for (const p of group) p.reject(e);
+      for (const p of accepted) p.reject(e);
       return;
     }
     this.commitWrite(seg, start_position, buffers, next);
-    group.forEach((p, i) => p.resolve(results[i]!));
+    accepted.forEach((p, i) => p.resolve(results[i]!));
   }
 
   private commitWrite(seg: Segment, start_position: number, buffers: Buffer[], next_offset: number): void {
     let pos = start_position;
     for (const b of buffers) {
       const ts = batchMaxTimestamp(b);
-      this.indexer.onBatch(seg.base_offset, pos, batchBaseOffset(b), ts);
+      this.indexer.onBatch(seg.base_offset, pos, batchBaseOffset(b), ts, batchLeaderEpoch(b));
       if (ts > seg.max_timestamp_ms) seg.max_timestamp_ms = ts;
       pos += b.length;
     }
@@ -529,6 +572,62 @@ export class PartitionLog {
   }
 
   /**
+   * Moves an empty log to start at `offset` (a relay or follower joining an upstream whose log
+   * starts there after retention). Refused unless the log holds nothing, locally or archived.
+   */
+  startAt(offset: number): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.closed_state !== 'open') throw closed(`partition ${this.topic}/${this.partition}`);
+      if (!Number.isSafeInteger(offset) || offset < 0) throw invalidArgument(`cannot start ${this.topic}/${this.partition} at offset ${offset}`);
+      if (offset === this.end_offset) return;
+      if (this.segments.length !== 1 || this.active.size_bytes !== 0 || this.archived.length !== 0) {
+        throw invalidArgument(`${this.topic}/${this.partition} is not empty (offsets ${this.logStartOffset}..${this.end_offset}); truncate it first`);
+      }
+      const old = this.segments.pop()!;
+      old.deleted = true;
+      await old.closeHandle();
+      await unlink(old.path);
+      void this.deps.catalog.removeSegment(this.key, old.base_offset);
+      this.deps.catalog.dropIndexRange(this.key, { from_offset: 0 });
+      this.deps.catalog.dropEpochsFrom(this.key, 0);
+      this.tail?.truncateTo(old.base_offset);
+      await this.createSegment(offset);
+      this.end_offset = offset;
+      this.hw = offset;
+      this.indexer = new Indexer(this.deps.catalog, this.key);
+    });
+  }
+
+  /**
+   * Where leader epoch `epoch` ends in this log (Kafka's OffsetForLeaderEpoch): the start of the
+   * first later epoch, or the log end offset if none is later; with the largest epoch at or below
+   * `epoch` that this log holds (-1 if none). A follower or relay whose log goes past `end_offset`
+   * in that epoch has diverged and truncates there.
+   */
+  epochEnd(epoch: number): { epoch: number; end_offset: number } {
+    let found = -1;
+    for (const e of this.deps.catalog.listEpochs(this.key)) {
+      if (e.epoch > epoch) return { epoch: found, end_offset: Math.min(e.start_offset, this.end_offset) };
+      found = e.epoch;
+    }
+    return { epoch: found, end_offset: this.end_offset };
+  }
+
+  /** The leader epoch of the batch holding offset `end - 1` (the last one), or -1 for an empty log. */
+  async lastEpoch(): Promise<number> {
+    if (this.end_offset <= this.logStartOffset) return -1;
+    assert(this.hw === this.end_offset, 'lastEpoch reads committed data: the high watermark must be the log end');
+    const r = await this.read(this.end_offset - 1, 1);
+    try {
+      let epoch = -1;
+      forEachBatch(r.records, (pos) => (epoch = batchLeaderEpoch(r.records, pos)));
+      return epoch;
+    } finally {
+      r.release();
+    }
+  }
+
+  /**
    * Cuts the log back so that `offset` is the next offset written (Raft follower divergence,
    * relay re-sync). `offset` must be a batch boundary at or above the log start offset.
    */
@@ -574,6 +673,7 @@ export class PartitionLog {
       this.end_offset = offset;
       if (this.hw > offset) this.hw = offset;
       this.deps.catalog.dropIndexRange(this.key, { from_offset: offset });
+      this.deps.catalog.dropEpochsFrom(this.key, offset);
       let running = -1;
       for (const s of this.segments) running = Math.max(running, s.max_timestamp_ms);
       this.indexer = new Indexer(this.deps.catalog, this.key, running);
@@ -591,12 +691,13 @@ export class PartitionLog {
     return this.exclusive(async () => {
       if (this.closed_state === 'closed') throw closed(`partition ${this.topic}/${this.partition}`);
       this.deps.catalog.dropIndexRange(this.key, { from_offset: 0 });
+      this.deps.catalog.dropEpochsFrom(this.key, this.segments[0]!.base_offset);
       const indexer = new Indexer(this.deps.catalog, this.key);
       for (const seg of this.segments) {
         await seg.use(this.deps.clock.now_ms(), async (fh) => {
           const r = await scanSegment(fh, seg.size_bytes, {
             expected_offset: seg.base_offset,
-            on_batch: (b) => indexer.onBatch(seg.base_offset, b.position, b.base_offset, b.max_timestamp_ms),
+            on_batch: (b) => indexer.onBatch(seg.base_offset, b.position, b.base_offset, b.max_timestamp_ms, b.leader_epoch),
           });
           if (r.fault) throw corruptSegment(seg.path, r.fault.position, r.fault.reason);
           seg.verified.add(0, r.end_position);

@@ -97,7 +97,7 @@ async function rescan(
   try {
     const result = await scanSegment(fh, size, {
       expected_offset: seg.base_offset,
-      on_batch: (b) => indexer.onBatch(seg.base_offset, b.position, b.base_offset, b.max_timestamp_ms),
+      on_batch: (b) => indexer.onBatch(seg.base_offset, b.position, b.base_offset, b.max_timestamp_ms, b.leader_epoch),
     });
     let truncated = 0;
     if (result.fault) {

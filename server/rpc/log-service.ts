@@ -2,7 +2,7 @@ import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { LogStore } from '../../engine/log/log-store.js';
 import { unary, type ServiceContext } from './context.js';
 import { appendRecordSet, producePipeline, produceStream } from './produce-streams.js';
-import { parseCommitOffset, parseFetch, parseFetchCommitted, parseListOffsets, parseProduce, type ListOffsetsRequest } from './requests.js';
+import { parseCommitOffset, parseEpochEnd, parseFetch, parseFetchCommitted, parseListOffsets, parseProduce, type ListOffsetsRequest } from './requests.js';
 import { subscribeHandler } from './subscribe.js';
 
 export async function listOffsets(store: LogStore, req: ListOffsetsRequest) {
@@ -28,6 +28,11 @@ export function logService(ctx: ServiceContext): UntypedServiceImplementation {
     }),
     Subscribe: subscribeHandler(ctx),
     ListOffsets: unary(ctx, 'ListOffsets', (raw) => listOffsets(ctx.store(), parseListOffsets(raw))),
+    EpochEnd: unary(ctx, 'EpochEnd', (raw) => {
+      const req = parseEpochEnd(raw);
+      const p = ctx.store().partition(req.topic, req.partition);
+      return { ...p.epochEnd(req.epoch), log_start_offset: p.logStartOffset, high_watermark: p.highWatermark };
+    }),
     CommitOffset: unary(ctx, 'CommitOffset', async (raw) => {
       const req = parseCommitOffset(raw);
       await ctx.store().commitGroupOffset(req.group, req.topic, req.partition, req.offset, req.metadata);

@@ -132,6 +132,19 @@ export function parseListOffsets(raw: unknown): ListOffsetsRequest {
   return { ...ref(r), query };
 }
 
+export interface EpochEndRequest {
+  topic: string;
+  partition: number;
+  epoch: number;
+}
+
+export function parseEpochEnd(raw: unknown): EpochEndRequest {
+  const r = object(raw, 'EpochEndRequest');
+  const epoch = int(r, 'epoch');
+  if (epoch < -1) throw invalidArgument(`epoch must be -1 or more, got ${epoch}`);
+  return { ...ref(r), epoch };
+}
+
 function parseGroup(r: Raw): string {
   const group = str(r, 'group');
   if (group.length === 0 || group.length > 255) throw invalidArgument(`group id must be 1..255 characters, got ${group.length}`);
