@@ -32,6 +32,15 @@ export interface PartitionInfo {
   /** Segments on SSD, the active one included. */
   segment_count: number;
   archived_segment_count: number;
+  /** On a relay replica: where the partition is pulled from and how far behind it is (empty/0 on the origin). */
+  upstream: string;
+  /** connecting | following | waiting | gap | diverged | error */
+  relay_state: string;
+  relay_detail: string;
+  upstream_high_watermark: number;
+  lag_offsets: number;
+  lag_ms: number;
+  relay_bytes_in: number;
 }
 export interface ArchiveReport {
   archive_url: string;

@@ -87,6 +87,29 @@ function serveCommands(cli: Command): void {
     // Imported on use: client commands start faster without the engine (LMDB) loaded.
     .action(async (o: ServeOptions) => (await import('./serve.js')).serve(o));
   cli
+    .command('relay')
+    .description('run a read-only relay replica: pulls committed batches from an upstream (a cluster node or another relay) and serves consumers and further relays')
+    .requiredOption('--upstream <host:port,...>', 'upstreams in order of preference (failover across the list, failback to the first)')
+    .option('--topics <regex>', 'relay only topics whose name matches')
+    .option('--data <dir>', 'data directory', DEFAULT_DATA_DIR)
+    .option('--listen <host:port>', 'address to listen on (port 0 picks a free one)', parseAddress, DEFAULT_LISTEN)
+    .option('--archive <url>', "the relay's own archive tier: webhdfs://host:port/path?user=NAME or file:///path")
+    .option('--archive-interval <ms>', 'upload eligible sealed segments this often (0: only on `relaylog archive`)', nonNegativeInt('--archive-interval'), 10_000)
+    .option('--memory <bytes>', 'memory-tier budget for hot tails (0 disables)', nonNegativeInt('--memory'), limits.memory_tier_bytes)
+    .option('--log-level <level>', 'pino log level on stderr: debug, info, warn, error', 'info')
+    .action(async (o: ServeOptions & { upstream: string; topics?: string }) => {
+      const upstreams = o.upstream.split(',').map((a) => parseAddress(a.trim()));
+      let topics: RegExp | undefined;
+      if (o.topics !== undefined) {
+        try {
+          topics = new RegExp(o.topics);
+        } catch (err) {
+          throw new UsageError(`--topics: ${(err as Error).message}`);
+        }
+      }
+      await (await import('./serve.js')).serve({ ...o, relay: { upstreams, ...(topics ? { topics } : {}) } });
+    });
+  cli
     .command('restore')
     .description("rebuild a node's catalog from the archive alone (into an empty data dir), then exit")
     .requiredOption('--archive <url>', 'archive to restore from')

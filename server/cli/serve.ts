@@ -10,6 +10,7 @@ export interface ServeOptions {
   archiveInterval: number;
   memory: number;
   logLevel: string;
+  relay?: { upstreams: string[]; topics?: RegExp };
 }
 
 /**
@@ -26,9 +27,10 @@ export async function serve(o: ServeOptions): Promise<void> {
     store: { dir: o.data, memory_tier_bytes: o.memory, archive_interval_ms: o.archiveInterval, ...(o.archive ? { archive_url: o.archive } : {}) },
     listen: o.listen,
     logger,
+    ...(o.relay ? { relay: o.relay } : {}),
   });
   process.stdout.write(`relaylog listening on ${server.address}\n`);
-  logger.info({ address: server.address, data: o.data, archive: o.archive ?? null }, 'serving');
+  logger.info({ address: server.address, data: o.data, archive: o.archive ?? null, relay_of: o.relay?.upstreams ?? null }, 'serving');
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {

@@ -2,7 +2,8 @@ import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { TopicInfo } from '../../engine/log/types.js';
 import { parseTopicConfig, topicConfigToKafka } from '../../engine/log/topic-config.js';
 import { EngineError } from '../../engine/base/errors.js';
-import { unary, type ServiceContext } from './context.js';
+import { refuseOnRelay, unary, type ServiceContext } from './context.js';
+import type { RelayPartitionStatus } from '../../replication/relay/relay-runner.js';
 import { parseCreateTopic, parseEmpty, parseTopicName } from './requests.js';
 
 /** Topic config and, per partition, its offsets and bytes per tier; this node is every partition's leader. */
@@ -23,6 +24,7 @@ function describe(ctx: ServiceContext, info: TopicInfo) {
         leader: ctx.address(),
         segment_count: s.segment_count,
         archived_segment_count: s.archived_segment_count,
+        ...relayFields(ctx.relay?.status(info.name, s.partition) ?? null),
       };
     }),
   };
@@ -32,12 +34,15 @@ export function adminService(ctx: ServiceContext): UntypedServiceImplementation 
   return {
     CreateTopic: unary(ctx, 'CreateTopic', async (raw) => {
       const req = parseCreateTopic(raw);
+      refuseOnRelay(ctx, 'CreateTopic');
       const config = parseTopicConfig(req.config);
       const info = await ctx.store().createTopic(req.name, req.partitions > 0 ? { ...config, partitions: req.partitions } : config);
       return describe(ctx, info);
     }),
     DeleteTopic: unary(ctx, 'DeleteTopic', async (raw) => {
-      await ctx.store().deleteTopic(parseTopicName(raw));
+      const name = parseTopicName(raw);
+      refuseOnRelay(ctx, 'DeleteTopic');
+      await ctx.store().deleteTopic(name);
       return {};
     }),
     ListTopics: unary(ctx, 'ListTopics', (raw) => {
@@ -66,3 +71,17 @@ export function adminService(ctx: ServiceContext): UntypedServiceImplementation 
 
 const noArchive = () =>
   new EngineError('ARCHIVE_NOT_CONFIGURED', 'this server has no archive tier: start it with --archive webhdfs://host:port/path or file:///path');
+
+/** A relay's partitions say where they pull from and how far behind they are. */
+function relayFields(s: RelayPartitionStatus | null) {
+  if (!s) return {};
+  return {
+    upstream: s.upstream,
+    relay_state: s.state,
+    relay_detail: s.detail,
+    upstream_high_watermark: s.upstream_high_watermark,
+    lag_offsets: s.lag_offsets,
+    lag_ms: s.lag_ms,
+    relay_bytes_in: s.bytes_in,
+  };
+}

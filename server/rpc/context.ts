@@ -1,5 +1,6 @@
 import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
-import { isEngineError } from '../../engine/base/errors.js';
+import { EngineError, isEngineError } from '../../engine/base/errors.js';
+import type { RelayPartitionStatus } from '../../replication/relay/relay-runner.js';
 import type { LogStore } from '../../engine/log/log-store.js';
 import type { ServerLimits } from './limits.js';
 import { shuttingDown, toServiceError } from './status.js';
@@ -24,8 +25,23 @@ export interface ServiceContext {
   address(): string;
   /** The open store; throws CLOSED (UNAVAILABLE) once the server is stopping. */
   store(): LogStore;
+  /** Set when this server is a read-only relay replica: its upstreams and per-partition sync status. */
+  readonly relay: RelayView | null;
   /** Registers in-flight work (an append) that stop() drains before closing the store. */
   track<T>(work: Promise<T>): Promise<T>;
+}
+
+export interface RelayView {
+  readonly upstreams: readonly string[];
+  readonly upstream: string;
+  status(topic: string, partition: number): RelayPartitionStatus | null;
+}
+
+/** Produce, CreateTopic and DeleteTopic on a relay: refused, naming where to go instead. */
+export function refuseOnRelay(ctx: ServiceContext, what: string): void {
+  if (ctx.relay) {
+    throw new EngineError('READ_ONLY_REPLICA', `${what} refused: this server is a read-only relay of ${ctx.relay.upstreams.join(',')}; send it to the origin cluster`, { upstreams: ctx.relay.upstreams });
+  }
 }
 
 /** Logs what is not an EngineError: those are bugs, and the client only sees INTERNAL. */

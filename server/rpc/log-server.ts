@@ -9,6 +9,7 @@ import type { ServerLogger, ServiceContext } from './context.js';
 import { serverLimits, type ServerLimits } from './limits.js';
 import { logService } from './log-service.js';
 import { shuttingDown } from './status.js';
+import { RelayRunner } from '../../replication/relay/relay-runner.js';
 
 export interface ServerOptions {
   /** The data dir and engine options; the store is opened (and its lock taken) by start(). */
@@ -17,6 +18,8 @@ export interface ServerOptions {
   listen: string;
   logger: ServerLogger;
   limits?: Partial<ServerLimits>;
+  /** Run as a read-only relay replica pulling from these upstreams (any cluster node or relay). */
+  relay?: { upstreams: string[]; topics?: RegExp; topic_poll_ms?: number; failback_ms?: number };
 }
 
 /**
@@ -32,8 +35,20 @@ export class LogServer {
   private readonly inflight = new Set<Promise<unknown>>();
   private stopped: Promise<void> | null = null;
   private bound = '';
+  private relay: RelayRunner | null = null;
 
   private constructor(private readonly store: LogStore, private readonly opts: ServerOptions, readonly limits: ServerLimits) {
+    if (opts.relay) {
+      const r = opts.relay;
+      this.relay = new RelayRunner({
+        store,
+        upstreams: r.upstreams,
+        logger: opts.logger,
+        ...(r.topics ? { topics: r.topics } : {}),
+        ...(r.topic_poll_ms !== undefined ? { topic_poll_ms: r.topic_poll_ms } : {}),
+        ...(r.failback_ms !== undefined ? { failback_ms: r.failback_ms } : {}),
+      });
+    }
     this.grpc = new Server({
       'grpc.max_receive_message_length': limits.message_max_bytes,
       'grpc.max_send_message_length': limits.message_max_bytes,
@@ -53,6 +68,7 @@ export class LogServer {
         server.grpc.bindAsync(opts.listen, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
       );
       server.bound = `${host}:${port}`;
+      server.relay?.start();
     } catch (err) {
       server.grpc.forceShutdown();
       await store.close();
@@ -69,11 +85,21 @@ export class LogServer {
   }
 
   private context(): ServiceContext {
+    const relay = this.relay!;
     return {
       limits: this.limits,
       logger: this.opts.logger,
       stopping: this.stopping.signal,
       address: () => this.bound,
+      relay: this.relay
+        ? {
+            upstreams: this.relay.upstreams,
+            get upstream() {
+              return relay.upstream;
+            },
+            status: (t: string, p: number) => relay.status(t, p),
+          }
+        : null,
       store: () => {
         if (this.stopping.signal.aborted) throw shuttingDown(this.bound);
         return this.store;
@@ -103,6 +129,7 @@ export class LogServer {
       this.opts.logger.warn({ drain_max_ms: this.limits.shutdown_drain_max_ms }, 'calls still open after the drain period; cancelling them');
       this.grpc.forceShutdown();
     }
+    await this.relay?.stop();
     // Appends already handed to the engine finish (and are acknowledged if their call is still open).
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
     await this.store.close();

@@ -1,7 +1,7 @@
 import type { sendUnaryData, ServerDuplexStream, ServerReadableStream } from '@grpc/grpc-js';
 import { F_RECORD_COUNT, forEachBatch } from '../../engine/format/record-batch.js';
 import type { AppendResult } from '../../engine/log/types.js';
-import { reportUnexpected, type ServiceContext } from './context.js';
+import { refuseOnRelay, reportUnexpected, type ServiceContext } from './context.js';
 import { parseProduce, type ProduceRequest } from './requests.js';
 import { shuttingDown, toServiceError } from './status.js';
 
@@ -18,6 +18,7 @@ export function batchBaseOffsets(records: Buffer, base_offset: number): number[]
 
 /** Appends one request's record set (a single node acknowledges `leader` and `all` alike). */
 export async function appendRecordSet(ctx: ServiceContext, req: ProduceRequest) {
+  refuseOnRelay(ctx, 'produce');
   const r: AppendResult = await ctx.store().partition(req.topic, req.partition).append(req.records);
   return { base_offset: r.base_offset, last_offset: r.last_offset, batch_base_offsets: batchBaseOffsets(req.records, r.base_offset) };
 }

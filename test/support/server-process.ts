@@ -61,8 +61,8 @@ export function runCli(args: string[], opts: { stdin?: string; timeout_ms?: numb
  * Starts `relaylog serve --data <dir> --listen 127.0.0.1:0` and resolves once it printed its
  * address; rejects (with its stderr) if it exits first or takes longer than `timeout_ms`.
  */
-export function startServer(dir: string, opts: { timeout_ms?: number; extra_args?: string[] } = {}): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--data', dir, '--listen', '127.0.0.1:0', ...(opts.extra_args ?? [])], {
+export function startServer(dir: string, opts: { timeout_ms?: number; extra_args?: string[]; command?: 'serve' | 'relay'; listen?: string } = {}): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [BIN, opts.command ?? 'serve', '--data', dir, '--listen', opts.listen ?? '127.0.0.1:0', ...(opts.extra_args ?? [])], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

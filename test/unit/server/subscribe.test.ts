@@ -35,6 +35,7 @@ function context(limits: Partial<typeof serverLimits>): ServiceContext {
     logger: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
     stopping: new AbortController().signal,
     address: () => 'test',
+    relay: null,
     store: () => store,
     track: (w) => w,
   };
