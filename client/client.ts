@@ -216,7 +216,7 @@ export class RelaylogClient {
   }
 
   /** Where leader epoch `epoch` ends in the server's log (see EpochEnd in the proto): for relays. */
-  epochEnd(topic: string, partition: number, epoch: number): Promise<{ epoch: number; end_offset: number; log_start_offset: number; high_watermark: number }> {
+  epochEnd(topic: string, partition: number, epoch: number): Promise<{ epoch: number; end_offset: number; latest_epoch: number; log_start_offset: number; high_watermark: number }> {
     return this.call(this.log, 'EpochEnd', { topic, partition, epoch });
   }
 

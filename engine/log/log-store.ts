@@ -118,6 +118,14 @@ export class LogStore {
   }
 
   /** Uploads eligible sealed segments of every partition, then applies retention. Never throws. */
+  /**
+   * An origin (a node that takes produce) marks its new epoch at every partition's log end when it
+   * starts serving; see PartitionLog.markEpochStart. Relays do not.
+   */
+  markEpochStarts(): void {
+    for (const t of this.topics.values()) for (const p of t.partitions) p.markEpochStart(this.node_epoch);
+  }
+
   async archiveAndRetain(): Promise<{ uploaded: number; deleted: number; failures: number }> {
     if (this.state !== 'open') return { uploaded: 0, deleted: 0, failures: 0 };
     let uploaded = 0;

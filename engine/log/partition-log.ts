@@ -604,13 +604,27 @@ export class PartitionLog {
    * `epoch` that this log holds (-1 if none). A follower or relay whose log goes past `end_offset`
    * in that epoch has diverged and truncates there.
    */
-  epochEnd(epoch: number): { epoch: number; end_offset: number } {
+  epochEnd(epoch: number): { epoch: number; end_offset: number; latest_epoch: number } {
+    const epochs = this.deps.catalog.listEpochs(this.key);
+    const latest_epoch = epochs.length > 0 ? epochs[epochs.length - 1]!.epoch : -1;
     let found = -1;
-    for (const e of this.deps.catalog.listEpochs(this.key)) {
-      if (e.epoch > epoch) return { epoch: found, end_offset: Math.min(e.start_offset, this.end_offset) };
+    for (const e of epochs) {
+      if (e.epoch > epoch) return { epoch: found, end_offset: Math.min(e.start_offset, this.end_offset), latest_epoch };
       found = e.epoch;
     }
-    return { epoch: found, end_offset: this.end_offset };
+    return { epoch: found, end_offset: this.end_offset, latest_epoch };
+  }
+
+  /**
+   * Records that `epoch` starts at the log end now, before anything is written in it: an origin
+   * does this when it opens, so relays holding a tail it lost in a crash see at once that the log
+   * went on (in the new epoch) from here. Replicas never call it: their epochs are their upstream's.
+   */
+  markEpochStart(epoch: number): void {
+    const epochs = this.deps.catalog.listEpochs(this.key);
+    const last = epochs[epochs.length - 1];
+    if (last && last.epoch >= epoch) return;
+    this.deps.catalog.putEpochStart(this.key, epoch, this.end_offset);
   }
 
   /** The leader epoch of the batch holding offset `end - 1` (the last one), or -1 for an empty log. */

@@ -238,13 +238,23 @@ class PartitionSync {
         case 'gap':
           this.set('gap', `upstream ${client.address} starts at offset ${action.upstream_log_start} but this relay ends at ${action.local_end}: offsets ${action.local_end}..${action.upstream_log_start - 1} are gone upstream (configure a shared --archive on the upstream to serve them)`, 'error');
           return false;
-        case 'diverged_below_log_start':
-          this.set('diverged', `logs agree only up to offset ${action.common}, below this relay's log start ${action.local_log_start}; delete the relay's copy of the topic to re-sync`, 'error');
-          return false;
+        case 'reset':
+          // Everything this relay holds is a tail the upstream lost: drop it and start over there.
+          this.runner.opts.logger.warn({ topic: this.topic, partition: this.partition, log_start: p.logStartOffset, end: p.logEndOffset, to: action.to }, 'relay holds only data its upstream lost; emptying it');
+          try {
+            await p.truncateTo(p.logStartOffset);
+            await p.startAt(action.to);
+          } catch (err) {
+            this.set('diverged', `logs agree only up to offset ${action.to}, below this relay's log start ${p.logStartOffset}, and the relay cannot empty itself (${(err as Error).message}); delete the relay's copy of the topic to re-sync`, 'error');
+            return false;
+          }
+          this.status.truncations++;
+          continue;
         case 'wait':
           this.set('waiting', action.why);
           return false;
         case 'fetch':
+          if (action.mark_epoch !== undefined) p.markEpochStart(action.mark_epoch);
           return this.follow(client, p, action.from);
       }
     }

@@ -63,6 +63,7 @@ export class LogServer {
     const limits: ServerLimits = { ...serverLimits, ...opts.limits };
     const store = await LogStore.open({ ...opts.store, logger: opts.logger });
     const server = new LogServer(store, opts, limits);
+    if (!opts.relay) store.markEpochStarts();
     try {
       const port = await new Promise<number>((resolve, reject) =>
         server.grpc.bindAsync(opts.listen, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),

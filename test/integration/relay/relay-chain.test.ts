@@ -1,3 +1,4 @@
+import { readdirSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Consumer, Producer, RelaylogClient } from '../../../client/index.js';
@@ -153,6 +154,42 @@ describe('a chain and a tree of relays', () => {
     expect(names).toContain('later');
     expect((await c3.describeTopic('later')).partitions).toHaveLength(2);
     c3.close();
+    oc.close();
+  });
+
+  test('a relay that copied a tail the origin lost in a crash truncates to the common point and follows the new data', async () => {
+    const odir = join(tmp.dir, 'origin2');
+    let origin = (procs.origin2 = await startServer(odir));
+    let oc = new RelaylogClient(origin.address);
+    // fsync=never (Kafka's default flush settings): an acknowledged tail can be lost in a crash.
+    await oc.createTopic('stream', { config: { 'flush.messages': '9223372036854775807' } });
+    const r = await relay('rx', origin.address);
+    const batch = (from: number, n: number) => encodeBatch(Array.from({ length: n }, (_, i) => ({ key: `k${(from + i) % 13}`, value: valueOf(from + i), timestamp_ms: T0 + from + i })));
+    for (let i = 0; i < 10; i++) await oc.produce('stream', 0, batch(i * 10, 10));
+    await caughtUp(r.address, 100);
+    // The origin dies and comes back without its last three batches (as after a power loss under
+    // fsync=never): cut them from its segment file while it is down.
+    await origin.stop('SIGKILL');
+    oc.close();
+    const segdir = join(odir, 'topics', 'stream', '0');
+    const seg = join(segdir, readdirSync(segdir).filter((f) => f.endsWith('.log')).sort().pop()!);
+    const bytes = await rawLog(r.address, 100);
+    const sizes: number[] = [];
+    forEachBatch(bytes, (_pos, size) => sizes.push(size));
+    truncateSync(seg, statSync(seg).size - sizes.slice(-3).reduce((a, b) => a + b, 0));
+    origin = procs.origin2 = await startServer(odir, { listen: origin.address });
+    oc = new RelaylogClient(origin.address);
+    expect((await oc.describeTopic('stream')).partitions[0]!.high_watermark).toBe(70);
+    // The relay notices at once (the origin marked its new epoch at offset 70) ...
+    await caughtUp(r.address, 70);
+    // ... and follows what the origin writes next, in the new epoch, byte for byte.
+    for (let i = 0; i < 5; i++) await oc.produce('stream', 0, batch(1000 + i * 10, 10));
+    await caughtUp(r.address, 120);
+    expect((await rawLog(r.address, 120)).equals(await rawLog(origin.address, 120))).toBe(true);
+    const rc = new RelaylogClient(r.address);
+    const d = (await rc.describeTopic('stream')).partitions[0]!;
+    expect(d).toMatchObject({ relay_state: 'following', lag_offsets: 0 });
+    rc.close();
     oc.close();
   });
 });

@@ -114,13 +114,16 @@ describe('leader epochs', () => {
       const epochs: number[] = [];
       for (const b of await rawBatches(p)) epochs.push(batchLeaderEpoch(b));
       expect(epochs).toEqual([e1, e1, e1, e2]);
-      expect(p.epochEnd(e1)).toEqual({ epoch: e1, end_offset: 6 });
-      expect(p.epochEnd(e2)).toEqual({ epoch: e2, end_offset: 10 });
-      expect(p.epochEnd(e2 + 5)).toEqual({ epoch: e2, end_offset: 10 });
-      expect(p.epochEnd(e1 - 1)).toEqual({ epoch: -1, end_offset: 0 });
+      expect(p.epochEnd(e1)).toEqual({ epoch: e1, end_offset: 6, latest_epoch: e2 });
+      expect(p.epochEnd(e2)).toEqual({ epoch: e2, end_offset: 10, latest_epoch: e2 });
+      expect(p.epochEnd(e2 + 5)).toEqual({ epoch: e2, end_offset: 10, latest_epoch: e2 });
+      expect(p.epochEnd(e1 - 1)).toEqual({ epoch: -1, end_offset: 0, latest_epoch: e2 });
       // Truncation forgets epochs that no longer have data.
       await p.truncateTo(6);
-      expect(p.epochEnd(e2)).toEqual({ epoch: e1, end_offset: 6 });
+      expect(p.epochEnd(e2)).toEqual({ epoch: e1, end_offset: 6, latest_epoch: e1 });
+      // An origin marks its new epoch at the log end before writing in it (relays learn of lost tails).
+      p.markEpochStart(e2 + 1);
+      expect(p.epochEnd(e1)).toEqual({ epoch: e1, end_offset: 6, latest_epoch: e2 + 1 });
       expect(await p.lastEpoch()).toBe(e1);
     } finally {
       await s.close();
@@ -138,7 +141,7 @@ describe('leader epochs', () => {
     s = await open('n');
     try {
       expect(s.node_epoch).toBeGreaterThan(e1);
-      expect(s.partition('t', 0).epochEnd(e1)).toEqual({ epoch: e1, end_offset: 2 });
+      expect(s.partition('t', 0).epochEnd(e1)).toEqual({ epoch: e1, end_offset: 2, latest_epoch: e1 });
     } finally {
       await s.close();
     }
