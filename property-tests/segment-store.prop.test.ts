@@ -677,6 +677,7 @@ async function doRebuild(h: Harness): Promise<void> {
 async function doReopen(h: Harness, c: Extract<Cmd, { t: 'reopen' }>): Promise<void> {
   const s = h.store!;
   const p = h.p;
+  const node_epoch = s.node_epoch; // appends without a leader_epoch are stamped with the node's
   // Appends issued just before close(): close waits for them, so all succeed and survive.
   const built = c.inflight.map((specs) => h.build(specs));
   const pending = built.map((b) => p.append(b.buf).then((r) => ({ r, e: null }), (e: unknown) => ({ r: null, e })));
@@ -691,7 +692,7 @@ async function doReopen(h: Harness, c: Extract<Cmd, { t: 'reopen' }>): Promise<v
     }
     if (!r) fail(`append issued before close() failed: ${errText(e)}`);
     eq(r.base_offset, h.model.hw, 'append issued before close(): base_offset');
-    h.model.push(modelBatch(built[i]!, r.base_offset, 0));
+    h.model.push(modelBatch(built[i]!, r.base_offset, node_epoch));
     count('reopen.inflight');
   });
   if (c.drop_catalog) rmSync(join(h.dir, 'catalog'), { recursive: true, force: true });

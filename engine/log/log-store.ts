@@ -40,7 +40,7 @@ export class LogStore {
     readonly dir: string,
     private readonly lock: DataDirLock,
     readonly catalog: Catalog,
-    private readonly opts: Required<Omit<StoreOptions, 'topic_defaults' | 'memory_tier_bytes' | 'archive_url' | 'archive_interval_ms' | 'archive_cache_bytes' | 'logger'>> & { topic_defaults: Partial<TopicConfig> },
+    private readonly opts: Required<Omit<StoreOptions, 'topic_defaults' | 'memory_tier_bytes' | 'archive_url' | 'archive_interval_ms' | 'retention_check_interval_ms' | 'archive_cache_bytes' | 'logger'>> & { topic_defaults: Partial<TopicConfig> },
     readonly memory: MemoryTier | null,
     private readonly logger: EngineLogger,
   ) {}
@@ -51,7 +51,7 @@ export class LogStore {
   archive: ArchiveTier | null = null;
   private archive_timer: NodeJS.Timeout | null = null;
 
-  static async open(options: StoreOptions & { retention_check_interval_ms?: number }): Promise<LogStore> {
+  static async open(options: StoreOptions): Promise<LogStore> {
     const dir = options.dir;
     await mkdir(join(dir, 'topics'), { recursive: true });
     const lock = DataDirLock.acquire(dir);

@@ -103,6 +103,8 @@ export interface StoreOptions {
   archive_url?: string;
   /** How often sealed segments are uploaded and retention runs when there is an archive (default 10 s; 0 = only on demand). */
   archive_interval_ms?: number;
+  /** How often retention runs (0: only when asked). Default 30 s. */
+  retention_check_interval_ms?: number;
   /** Bytes of the on-disk cache for archive reads (default 1 GiB). */
   archive_cache_bytes?: number;
   /** Where the engine reports background events (upload failures, recovery truncations). pino-compatible. */

@@ -82,7 +82,9 @@ function serveCommands(cli: Command): void {
     .option('--listen <host:port>', 'address to listen on (port 0 picks a free one)', parseAddress, DEFAULT_LISTEN)
     .option('--archive <url>', 'archive tier: webhdfs://host:port/path?user=NAME or file:///path')
     .option('--archive-interval <ms>', 'upload eligible sealed segments this often (0: only on `relaylog archive`)', nonNegativeInt('--archive-interval'), 10_000)
+    .option('--retention-interval <ms>', 'apply retention this often', positiveInt('--retention-interval'), 30_000)
     .option('--memory <bytes>', 'memory-tier budget for hot tails (0 disables)', nonNegativeInt('--memory'), limits.memory_tier_bytes)
+    .option('--metrics <host:port>', 'serve Prometheus metrics over HTTP at http://HOST:PORT/metrics')
     .option('--log-level <level>', 'pino log level on stderr: debug, info, warn, error', 'info')
     // Imported on use: client commands start faster without the engine (LMDB) loaded.
     .action(async (o: ServeOptions) => (await import('./serve.js')).serve(o));
@@ -95,9 +97,12 @@ function serveCommands(cli: Command): void {
     .option('--listen <host:port>', 'address to listen on (port 0 picks a free one)', parseAddress, DEFAULT_LISTEN)
     .option('--archive <url>', "the relay's own archive tier: webhdfs://host:port/path?user=NAME or file:///path")
     .option('--archive-interval <ms>', 'upload eligible sealed segments this often (0: only on `relaylog archive`)', nonNegativeInt('--archive-interval'), 10_000)
+    .option('--retention-interval <ms>', 'apply retention this often', positiveInt('--retention-interval'), 30_000)
+    .option('--failback <ms>', 'after a failover, try the first upstream again this often', positiveInt('--failback'), 30_000)
     .option('--memory <bytes>', 'memory-tier budget for hot tails (0 disables)', nonNegativeInt('--memory'), limits.memory_tier_bytes)
+    .option('--metrics <host:port>', 'serve Prometheus metrics over HTTP at http://HOST:PORT/metrics')
     .option('--log-level <level>', 'pino log level on stderr: debug, info, warn, error', 'info')
-    .action(async (o: ServeOptions & { upstream: string; topics?: string }) => {
+    .action(async (o: ServeOptions & { upstream: string; topics?: string; failback: number }) => {
       const upstreams = o.upstream.split(',').map((a) => parseAddress(a.trim()));
       let topics: RegExp | undefined;
       if (o.topics !== undefined) {
@@ -107,7 +112,7 @@ function serveCommands(cli: Command): void {
           throw new UsageError(`--topics: ${(err as Error).message}`);
         }
       }
-      await (await import('./serve.js')).serve({ ...o, relay: { upstreams, ...(topics ? { topics } : {}) } });
+      await (await import('./serve.js')).serve({ ...o, relay: { upstreams, failback_ms: o.failback, ...(topics ? { topics } : {}) } });
     });
   cli
     .command('restore')

@@ -8,9 +8,11 @@ export interface ServeOptions {
   listen: string;
   archive?: string;
   archiveInterval: number;
+  retentionInterval: number;
+  metrics?: string;
   memory: number;
   logLevel: string;
-  relay?: { upstreams: string[]; topics?: RegExp };
+  relay?: { upstreams: string[]; topics?: RegExp; failback_ms?: number };
 }
 
 /**
@@ -24,12 +26,14 @@ export async function serve(o: ServeOptions): Promise<void> {
   // grpc-js's own diagnostics go to the same JSON log, not as bare lines on stderr.
   setLogger({ error: (...args: unknown[]) => logger.warn({ grpc: format(...args) }, 'grpc-js') });
   const server = await LogServer.start({
-    store: { dir: o.data, memory_tier_bytes: o.memory, archive_interval_ms: o.archiveInterval, ...(o.archive ? { archive_url: o.archive } : {}) },
+    store: { dir: o.data, memory_tier_bytes: o.memory, archive_interval_ms: o.archiveInterval, retention_check_interval_ms: o.retentionInterval, ...(o.archive ? { archive_url: o.archive } : {}) },
     listen: o.listen,
     logger,
     ...(o.relay ? { relay: o.relay } : {}),
+    ...(o.metrics !== undefined ? { metrics_listen: o.metrics } : {}),
   });
   process.stdout.write(`relaylog listening on ${server.address}\n`);
+  if (server.metricsAddress) process.stdout.write(`relaylog metrics on http://${server.metricsAddress}/metrics\n`);
   logger.info({ address: server.address, data: o.data, archive: o.archive ?? null, relay_of: o.relay?.upstreams ?? null }, 'serving');
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {

@@ -1,6 +1,7 @@
 import type { sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
 import { EngineError, isEngineError } from '../../engine/base/errors.js';
 import type { RelayPartitionStatus } from '../../replication/relay/relay-runner.js';
+import type { ServerMetrics } from '../metrics.js';
 import type { LogStore } from '../../engine/log/log-store.js';
 import type { ServerLimits } from './limits.js';
 import { shuttingDown, toServiceError } from './status.js';
@@ -25,6 +26,8 @@ export interface ServiceContext {
   address(): string;
   /** The open store; throws CLOSED (UNAVAILABLE) once the server is stopping. */
   store(): LogStore;
+  /** Prometheus counters bumped per frame/response. */
+  readonly metrics: ServerMetrics;
   /** Set when this server is a read-only relay replica: its upstreams and per-partition sync status. */
   readonly relay: RelayView | null;
   /** Registers in-flight work (an append) that stop() drains before closing the store. */

@@ -10,6 +10,7 @@ import { serverLimits, type ServerLimits } from './limits.js';
 import { logService } from './log-service.js';
 import { shuttingDown } from './status.js';
 import { RelayRunner } from '../../replication/relay/relay-runner.js';
+import { ServerMetrics } from '../metrics.js';
 
 export interface ServerOptions {
   /** The data dir and engine options; the store is opened (and its lock taken) by start(). */
@@ -20,6 +21,8 @@ export interface ServerOptions {
   limits?: Partial<ServerLimits>;
   /** Run as a read-only relay replica pulling from these upstreams (any cluster node or relay). */
   relay?: { upstreams: string[]; topics?: RegExp; topic_poll_ms?: number; failback_ms?: number };
+  /** HOST:PORT for the Prometheus /metrics endpoint (absent: none). */
+  metrics_listen?: string;
 }
 
 /**
@@ -36,8 +39,11 @@ export class LogServer {
   private stopped: Promise<void> | null = null;
   private bound = '';
   private relay: RelayRunner | null = null;
+  readonly metrics: ServerMetrics;
+  private metrics_address: string | null = null;
 
   private constructor(private readonly store: LogStore, private readonly opts: ServerOptions, readonly limits: ServerLimits) {
+    this.metrics = new ServerMetrics(() => (this.stopping.signal.aborted ? null : this.store), () => this.relay);
     if (opts.relay) {
       const r = opts.relay;
       this.relay = new RelayRunner({
@@ -70,6 +76,7 @@ export class LogServer {
       );
       server.bound = `${host}:${port}`;
       server.relay?.start();
+      if (opts.metrics_listen !== undefined) server.metrics_address = await server.metrics.serve(opts.metrics_listen);
     } catch (err) {
       server.grpc.forceShutdown();
       await store.close();
@@ -78,6 +85,11 @@ export class LogServer {
       throw invalidArgument(`cannot listen on ${opts.listen}: ${why}`);
     }
     return server;
+  }
+
+  /** HOST:PORT of the /metrics endpoint, when one was asked for. */
+  get metricsAddress(): string | null {
+    return this.metrics_address;
   }
 
   /** HOST:PORT the server is bound to (the real port when started with port 0). */
@@ -92,6 +104,7 @@ export class LogServer {
       logger: this.opts.logger,
       stopping: this.stopping.signal,
       address: () => this.bound,
+      metrics: this.metrics,
       relay: this.relay
         ? {
             upstreams: this.relay.upstreams,
@@ -131,6 +144,7 @@ export class LogServer {
       this.grpc.forceShutdown();
     }
     await this.relay?.stop();
+    await this.metrics.close();
     // Appends already handed to the engine finish (and are acknowledged if their call is still open).
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
     await this.store.close();

@@ -22,6 +22,7 @@ export function logService(ctx: ServiceContext): UntypedServiceImplementation {
       const p = ctx.store().partition(req.topic, req.partition);
       if (req.offset === p.highWatermark && req.max_wait_ms > 0) await p.waitForData(req.offset, req.max_wait_ms, signal);
       const r = await p.read(req.offset, req.max_bytes);
+      ctx.metrics.bytes_out.inc({ rpc: 'fetch' }, r.records.length);
       // protobufjs copies `records` while serializing, after this returns, so the pooled buffer
       // is left to the garbage collector rather than released early.
       return { records: r.records, next_offset: r.next_offset, high_watermark: r.high_watermark, log_start_offset: r.log_start_offset };

@@ -20,6 +20,7 @@ export function batchBaseOffsets(records: Buffer, base_offset: number): number[]
 export async function appendRecordSet(ctx: ServiceContext, req: ProduceRequest) {
   refuseOnRelay(ctx, 'produce');
   const r: AppendResult = await ctx.store().partition(req.topic, req.partition).append(req.records);
+  ctx.metrics.bytes_in.inc(req.records.length);
   return { base_offset: r.base_offset, last_offset: r.last_offset, batch_base_offsets: batchBaseOffsets(req.records, r.base_offset) };
 }
 type Appended = Awaited<ReturnType<typeof appendRecordSet>>;

@@ -48,6 +48,7 @@ export async function runSubscription(ctx: ServiceContext, call: Call, req: Subs
     if (signal.aborted) break;
     const r = await p.read(offset, req.max_frame_bytes);
     const size = r.records.length;
+    ctx.metrics.bytes_out.inc({ rpc: 'subscribe' }, size);
     window.add(size);
     const frame = { records: r.records, next_offset: r.next_offset, high_watermark: r.high_watermark, log_start_offset: r.log_start_offset };
     // The callback runs once the frame is serialized (a copy) and written to the HTTP/2 stream:

@@ -35,6 +35,8 @@ export interface ServerProcess {
   readonly address: string;
   /** Everything written to stderr so far (pino JSON lines). */
   stderr(): string;
+  /** Everything written to stdout so far. */
+  stdout(): string;
   /** Sends `signal` and resolves with the exit code; SIGKILLs after `timeout_ms`. */
   stop(signal?: NodeJS.Signals, timeout_ms?: number): Promise<number | null>;
 }
@@ -88,7 +90,7 @@ export function startServer(dir: string, opts: { timeout_ms?: number; extra_args
       const m = /relaylog listening on (\S+)\n/.exec(stdout);
       if (m) {
         clearTimeout(timer);
-        resolve({ child, address: m[1]!, stderr: () => stderr, stop });
+        resolve({ child, address: m[1]!, stderr: () => stderr, stdout: () => stdout, stop });
       }
     });
     void exited.then((code) => {

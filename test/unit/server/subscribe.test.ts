@@ -1,3 +1,4 @@
+import { ServerMetrics } from '../../../server/metrics.js';
 import { EventEmitter } from 'node:events';
 import { afterEach, beforeEach, expect, test } from 'vitest';
 import { encodeBatch, LogStore } from '../../../engine/index.js';
@@ -36,6 +37,7 @@ function context(limits: Partial<typeof serverLimits>): ServiceContext {
     stopping: new AbortController().signal,
     address: () => 'test',
     relay: null,
+    metrics: new ServerMetrics(() => null, () => null),
     store: () => store,
     track: (w) => w,
   };
