@@ -148,12 +148,14 @@ export class ArchiveTier {
         segment: archived,
         index: this.opts.catalog.segmentIndexEntries(key, seg.base_offset, seg.next_offset),
       };
-      await this.putIdempotent(path.replace(/\.log$/, '.json'), Buffer.from(JSON.stringify(sidecar)));
+      // An earlier attempt may have written the sidecar and died before the catalog recorded it
+      // (a kill -9 between the two): the same segment's sidecar is accepted as it is.
+      const recorded = (await this.putSidecar(path.replace(/\.log$/, '.json'), sidecar)) ?? archived;
       this.check();
-      await this.opts.catalog.putArchived(key, archived);
+      await this.opts.catalog.putArchived(key, recorded);
       this.metrics.uploads++;
       this.metrics.uploaded_bytes += seg.size_bytes;
-      return archived;
+      return recorded;
     } catch (err) {
       this.metrics.upload_failures++;
       this.metrics.last_error = `${path}: ${(err as Error).message}`;
@@ -173,6 +175,33 @@ export class ArchiveTier {
     }
     if (crc !== local_crc) {
       throw corruptSegment(path, 0, `archived copy of ${local_path} has CRC-32C 0x${crc.toString(16)}, local file 0x${local_crc.toString(16)}`);
+    }
+  }
+
+  /**
+   * Writes a segment's sidecar; if one is there already (an earlier attempt), it must describe the
+   * same segment (offsets, size, CRC-32C, path), and its record is returned instead. A sidecar for a
+   * different segment at the same path is a conflict and throws.
+   */
+  private async putSidecar(path: string, sidecar: SegmentSidecar): Promise<ArchivedSegment | null> {
+    const data = Buffer.from(JSON.stringify(sidecar));
+    try {
+      await this.opts.store.put(path, data, { size_bytes: data.length });
+      return null;
+    } catch (err) {
+      const st = await this.opts.store.stat(path).catch(() => null);
+      if (!st) throw err;
+      let there: SegmentSidecar;
+      try {
+        there = JSON.parse((await this.opts.store.read(path, 0, st.size_bytes)).toString()) as SegmentSidecar;
+      } catch {
+        throw err;
+      }
+      const a = there.segment;
+      const b = sidecar.segment;
+      const same = a.base_offset === b.base_offset && a.next_offset === b.next_offset && a.size_bytes === b.size_bytes && a.crc32c === b.crc32c && a.path === b.path;
+      if (!same) throw corruptSegment(path, 0, `archive sidecar ${path} describes offsets ${a.base_offset}..${a.next_offset} (${a.size_bytes} bytes, CRC-32C 0x${a.crc32c.toString(16)}), not this segment's ${b.base_offset}..${b.next_offset} (${b.size_bytes} bytes, CRC-32C 0x${b.crc32c.toString(16)})`);
+      return a;
     }
   }
 

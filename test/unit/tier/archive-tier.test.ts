@@ -115,6 +115,33 @@ describe('archive tier (file:// backend)', () => {
     }
   });
 
+  test('an upload that died after its sidecar but before the catalog record is accepted on the next attempt', async () => {
+    const archive = join(dir, 'archive');
+    const clock = new ManualClock(T0);
+    let s = await openNode('node1', archive, clock);
+    await s.createTopic('t', { segment_bytes: 16 * 1024, local_retention_bytes: -1 });
+    let p = s.partition('t', 0);
+    for (let i = 0; i < 60; i++) await p.append(batchOf(2, `r${i}`, T0 + i, 200));
+    expect((await s.archiveAndRetain()).failures).toBe(0);
+    const archived = p.stats().archived_segment_count;
+    const last = s.catalog.listArchived(['t', 0]).pop()!;
+    // The kill -9 window: segment and sidecar are in the archive, the catalog never recorded it.
+    await s.catalog.removeArchived(['t', 0], last.base_offset);
+    await s.close();
+    clock.advance(60_000); // the retry writes a different upload time into its sidecar
+    s = await openNode('node1', archive, clock);
+    try {
+      p = s.partition('t', 0);
+      expect(p.stats().archived_segment_count).toBe(archived - 1);
+      const r = await s.archiveAndRetain();
+      expect({ failures: r.failures, uploaded: r.uploaded, last_error: s.archive!.metrics.last_error }).toEqual({ failures: 0, uploaded: 1, last_error: '' });
+      expect(s.catalog.listArchived(['t', 0]).pop()).toEqual(last); // the sidecar's record, as first written
+      expect(readdirSync(join(archive, 't', '0')).filter((f) => f.endsWith('.json'))).toHaveLength(archived);
+    } finally {
+      await s.close();
+    }
+  });
+
   test('a permanently failing archive keeps every segment on SSD and reports the failure', async () => {
     const archive = join(dir, 'archive');
     mkdirSync(archive);
