@@ -130,4 +130,39 @@ describe('relay failover, gaps and metrics', () => {
     expect(rm).toMatch(/^relaylog_relay_gap\{topic="t",partition="0",upstream="[^"]+"\} 0$/m);
     oc.close();
   });
+
+  test('a consumer that stops reading at a relay slows neither the relay\'s pull nor other consumers', async () => {
+    const origin = await start('bp-origin');
+    const relay = await start('bp-relay', { command: 'relay', extra_args: ['--upstream', origin.address] });
+    const oc = new RelaylogClient(origin.address);
+    await oc.createTopic('t');
+    await until(relay.address, 't', (p) => p.relay_state === 'following', 'discovery');
+    // A consumer that subscribes and then never reads: HTTP/2 flow control stops its stream only.
+    const stuck_client = new RelaylogClient(relay.address);
+    const stuck = stuck_client.subscribe('t', 0, { offset: 0 }, 1024 * 1024);
+    let stuck_bytes = 0;
+    stuck.on('data', (f: { records: Buffer }) => {
+      stuck_bytes += f.records.length;
+      stuck.pause();
+    });
+    stuck.on('error', () => undefined);
+    const N = 400; // 400 batches of 10 x 5 KB: 20 MB, far beyond every window on the way
+    for (let i = 0; i < N; i++) await oc.produce('t', 0, batch(i * 10, 10, 5000));
+    const p = await until(relay.address, 't', (x) => x.high_watermark === N * 10, 'relay caught up while a consumer is stuck');
+    expect(p.lag_offsets).toBe(0);
+    // Another consumer at the relay reads everything.
+    const fast = new RelaylogClient(relay.address);
+    let got = 0;
+    for (let o = 0; o < N * 10; ) {
+      const r = await fast.fetch('t', 0, o, 4 * 1024 * 1024);
+      got += r.records.length;
+      o = r.next_offset;
+    }
+    expect(got).toBeGreaterThan(N * 10 * 5000);
+    expect(stuck_bytes).toBeLessThan(got / 2); // the stuck one really is stuck
+    stuck.cancel();
+    stuck_client.close();
+    fast.close();
+    oc.close();
+  });
 });
