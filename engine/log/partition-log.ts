@@ -75,6 +75,8 @@ export class PartitionLog {
   private readonly appends: AppendQueue;
   private readonly disk: DiskGuard;
   private lock_tail: Promise<unknown> = Promise.resolve();
+  /** Bumped by every truncation (flush() skips its bookkeeping if one happened meanwhile). */
+  private truncations = 0;
   private hw = 0;
   private end_offset = 0;
   private closed_state: 'open' | 'closing' | 'closed' = 'open';
@@ -652,6 +654,7 @@ export class PartitionLog {
         throw offsetOutOfRange(offset, this.logStartOffset, this.end_offset, `truncation of ${this.topic}/${this.partition}`);
       }
       if (offset === this.end_offset) return;
+      this.truncations++;
       this.tail?.truncateTo(offset);
       while (this.segments.length > 1 && this.active.base_offset >= offset) {
         const seg = this.segments.pop()!;
@@ -723,13 +726,21 @@ export class PartitionLog {
   }
 
   /** fsyncs the active segment now and records how much of it is durable. */
-  flush(): Promise<void> {
-    return this.exclusive(async () => {
-      if (this.closed_state === 'closed') return;
-      const seg = this.active;
-      const size = seg.size_bytes;
-      if (seg.durable_bytes === size) return;
-      await (await seg.handle()).datasync();
+  /**
+   * Makes what is written so far durable (fsync=interval's timer, and on demand). The fdatasync
+   * runs outside the writer lock, so appends go on while the disk flushes (under the lock every
+   * append arriving during a slow flush would wait for it); only the bookkeeping takes the lock,
+   * and is skipped if the log was truncated or closed meanwhile.
+   */
+  async flush(): Promise<void> {
+    if (this.closed_state !== 'open') return;
+    const seg = this.active;
+    const size = seg.size_bytes;
+    const truncations = this.truncations;
+    if (seg.durable_bytes >= size) return;
+    await seg.use(this.deps.clock.now_ms(), (fh) => fh.datasync());
+    await this.exclusive(async () => {
+      if (this.closed_state !== 'open' || this.truncations !== truncations || seg.deleted || seg.durable_bytes >= size) return;
       seg.durable_bytes = size;
       void this.deps.catalog.putSegment(this.key, seg.base_offset, seg.record());
     });
