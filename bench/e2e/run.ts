@@ -9,6 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { JetStreamSystem } from './jetstream.js';
 import { RelaylogSystem } from './relaylog.js';
+import { RedisStreamsSystem } from './redis.js';
 import { ackLatencyUnderReplay, fixedRateLatency, loopbackTcpLimit, produceThroughput, replayThroughput } from './scenarios.js';
 import type { LogSystem } from './system.js';
 
@@ -29,7 +30,10 @@ export type SystemFactory = () => LogSystem;
 const factories: Record<string, SystemFactory> = {
   relaylog: () => new RelaylogSystem(),
   jetstream: () => new JetStreamSystem(),
+  redis: () => new RedisStreamsSystem(),
 };
+/** The server binary each peer needs, and how to get it. */
+const NEEDS: Record<string, string> = { jetstream: 'nats-server', redis: 'redis-server' };
 
 export function registerSystem(name: string, f: SystemFactory): void {
   factories[name] = f;
@@ -91,8 +95,9 @@ async function main(): Promise<void> {
   for (const key of wanted) {
     const f = factories[key];
     if (!f) throw new Error(`unknown system ${key}; known: ${Object.keys(factories).join(', ')}`);
-    if (key === 'jetstream' && !have('nats-server')) {
-      console.log('nats-server is not installed: skipping JetStream. Install it with: apt-get install -y nats-server');
+    const bin = NEEDS[key];
+    if (bin && !have(bin)) {
+      console.log(`${bin} is not installed: skipping ${key}. Install it with: apt-get install -y ${bin}`);
       continue;
     }
     console.error(`measuring ${key} (${RUNS} runs)...`);
@@ -103,22 +108,28 @@ async function main(): Promise<void> {
   mkdirSync('bench/results', { recursive: true });
   const file = `bench/results/${report.date.slice(0, 10)}-e2e.json`;
   writeFileSync(file, JSON.stringify(report, null, 2));
-  printTable(report.results, loopback);
-  console.log(`\nwritten: ${file}`);
+  const md = printTable(report.results, loopback);
+  writeFileSync(file.replace(/\.json$/, '.md'), `# relaylog vs peers, ${report.date}\n\n${md}\n`);
+  console.log(`\nwritten: ${file} and ${file.replace(/\.json$/, '.md')}`);
 }
 
-function printTable(results: Array<{ name: string; durability: string; figures: Record<string, Stat> }>, loopback: Stat): void {
+function printTable(results: Array<{ name: string; durability: string; figures: Record<string, Stat> }>, loopback: Stat): string {
   const keys = [...new Set(results.flatMap((r) => Object.keys(r.figures)))];
   const fmt = (s: Stat | undefined) => (s ? `${s.median.toFixed(s.median < 10 ? 2 : 0)} (${s.min.toFixed(s.min < 10 ? 2 : 0)}–${s.max.toFixed(s.max < 10 ? 2 : 0)})` : '—');
-  console.log(`\nloopback TCP limit: ${fmt(loopback)} MB/s\n`);
-  console.log(`| figure (median, min–max) | ${results.map((r) => r.name).join(' | ')} |${results.length > 1 ? ' ratio first/second |' : ''}`);
-  console.log(`|---|${results.map(() => '---').join('|')}|${results.length > 1 ? '---|' : ''}`);
+  const peers = results.slice(1);
+  const lines: string[] = [];
+  lines.push(`loopback TCP limit: ${fmt(loopback)} MB/s`, '');
+  lines.push(`| figure (median, min–max) | ${results.map((r) => r.name).join(' | ')} |${peers.map((p) => ` relaylog / ${p.name} |`).join('')}`);
+  lines.push(`|---|${results.map(() => '---').join('|')}|${peers.map(() => '---|').join('')}`);
   for (const k of keys) {
     const vals = results.map((r) => r.figures[k]);
-    const ratio = results.length > 1 && vals[0] && vals[1] ? ` ${(vals[0].median / vals[1].median).toFixed(2)}× |` : results.length > 1 ? ' — |' : '';
-    console.log(`| ${k} | ${vals.map(fmt).join(' | ')} |${ratio}`);
+    const ratios = peers.map((_, i) => (vals[0] && vals[i + 1] ? ` ${(vals[0].median / vals[i + 1]!.median).toFixed(2)}× |` : ' — |')).join('');
+    lines.push(`| ${k} | ${vals.map(fmt).join(' | ')} |${ratios}`);
   }
-  for (const r of results) console.log(`\n${r.name}: ${r.durability}`);
+  for (const r of results) lines.push('', `${r.name}: ${r.durability}`);
+  const text = lines.join('\n');
+  console.log(`\n${text}`);
+  return text;
 }
 
 await main();
