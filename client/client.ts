@@ -54,6 +54,8 @@ export interface ArchiveReport {
 }
 export interface TopicDescription {
   name: string;
+  /** When this incarnation of the topic was created at the origin (relays keep the origin's). */
+  created_ms: number;
   /** Kafka's key names: retention.ms, segment.bytes, ... */
   config: Record<string, string>;
   partitions: PartitionInfo[];

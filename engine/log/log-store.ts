@@ -187,11 +187,15 @@ export class LogStore {
     if (this.state !== 'open') throw closed(`log store ${this.dir}`);
   }
 
-  async createTopic(name: string, config: Partial<TopicConfig> = {}): Promise<TopicInfo> {
+  /**
+   * Creates a topic. `created_ms` identifies this incarnation of the name (a relay copies its
+   * upstream's, so a topic deleted and re-created upstream is recognised downstream).
+   */
+  async createTopic(name: string, config: Partial<TopicConfig> = {}, opts: { created_ms?: number } = {}): Promise<TopicInfo> {
     this.checkOpen();
     validateTopicName(name);
     if (this.topics.has(name)) throw topicExists(name);
-    const info: TopicInfo = { name, config: resolveTopicConfig(config, this.opts.topic_defaults), created_ms: this.opts.clock.now_ms() };
+    const info: TopicInfo = { name, config: resolveTopicConfig(config, this.opts.topic_defaults), created_ms: opts.created_ms ?? this.opts.clock.now_ms() };
     const tdir = join(this.dir, 'topics', name);
     await mkdir(tdir, { recursive: true });
     // topic.json appears atomically: written aside, fsynced, renamed.

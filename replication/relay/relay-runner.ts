@@ -117,7 +117,7 @@ export class RelayRunner {
         if (this.current !== 0 && Date.now() - this.switched_ms >= (this.opts.failback_ms ?? 30_000)) await this.tryFailback();
         for (const t of await this.client(this.upstream).listTopics()) {
           if (this.opts.topics && !this.opts.topics.test(t.name)) continue;
-          await this.ensureTopic(t.name, t.config, t.partitions.length);
+          await this.ensureTopic(t.name, t.config, t.partitions.length, t.created_ms);
         }
       } catch (err) {
         if (signal.aborted) break;
@@ -141,12 +141,19 @@ export class RelayRunner {
     for (const s of this.syncs.values()) s.reconnect();
   }
 
-  private async ensureTopic(name: string, config: Record<string, string>, partitions: number): Promise<void> {
+  private async ensureTopic(name: string, config: Record<string, string>, partitions: number, created_ms: number): Promise<void> {
     const store = this.opts.store;
+    const local = store.listTopics().find((t) => t.name === name);
+    if (local && local.created_ms !== created_ms) {
+      // Deleted and re-created upstream: this copy belongs to the old topic. Start over.
+      this.opts.logger.warn({ topic: name, upstream: this.upstream, local_created_ms: local.created_ms, upstream_created_ms: created_ms }, 'topic was re-created upstream; replacing the relay copy');
+      await this.stopTopic(name);
+      await store.deleteTopic(name);
+    }
     if (!store.listTopics().some((t) => t.name === name)) {
       const copied: Record<string, string> = {};
       for (const [k, v] of Object.entries(config)) if (!OWN_KEYS.test(k)) copied[k] = v;
-      await store.createTopic(name, { ...parseTopicConfig(copied), partitions, fsync: RELAY_FSYNC });
+      await store.createTopic(name, { ...parseTopicConfig(copied), partitions, fsync: RELAY_FSYNC }, { created_ms });
       this.opts.logger.info({ topic: name, partitions, upstream: this.upstream }, 'relay created topic from upstream');
     }
     for (let p = 0; p < partitions; p++) {
@@ -157,6 +164,16 @@ export class RelayRunner {
         s.start();
       }
     }
+  }
+
+  /** Stops following every partition of `topic` and waits for their loops to end. */
+  private async stopTopic(topic: string): Promise<void> {
+    const mine = [...this.syncs.entries()].filter(([k]) => k.startsWith(`${topic}/`));
+    for (const [k, s] of mine) {
+      s.stop();
+      this.syncs.delete(k);
+    }
+    await Promise.allSettled(mine.map(([, s]) => s.done));
   }
 
   async stop(): Promise<void> {
@@ -173,13 +190,22 @@ class PartitionSync {
   done: Promise<void> = Promise.resolve();
   private stream: { cancel(): void } | null = null;
   private last_logged = '';
+  private readonly own = new AbortController();
+  private readonly signal: AbortSignal;
 
-  constructor(private readonly runner: RelayRunner, readonly topic: string, readonly partition: number, private readonly signal: AbortSignal) {
+  constructor(private readonly runner: RelayRunner, readonly topic: string, readonly partition: number, parent: AbortSignal) {
+    this.signal = AbortSignal.any([parent, this.own.signal]);
     this.status = { upstream: runner.upstream, state: 'connecting', detail: '', upstream_high_watermark: 0, lag_offsets: 0, lag_ms: 0, bytes_in: 0, truncations: 0 };
   }
 
   start(): void {
     this.done = this.run();
+  }
+
+  /** Ends this partition's loop for good (its topic is going away). */
+  stop(): void {
+    this.own.abort();
+    this.stream?.cancel();
   }
 
   /** Ends the current subscription; the loop reconnects (to the runner's current upstream). */

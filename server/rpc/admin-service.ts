@@ -10,6 +10,7 @@ import { parseCreateTopic, parseEmpty, parseTopicName } from './requests.js';
 function describe(ctx: ServiceContext, info: TopicInfo) {
   return {
     name: info.name,
+    created_ms: info.created_ms,
     config: topicConfigToKafka(info.config),
     partitions: ctx.store().partitions(info.name).map((p) => {
       const s = p.stats();

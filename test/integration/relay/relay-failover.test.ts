@@ -165,4 +165,25 @@ describe('relay failover, gaps and metrics', () => {
     fast.close();
     oc.close();
   });
+
+  test('a topic deleted and re-created upstream replaces the relay copy instead of mixing the two', async () => {
+    const origin = await start('rc-origin');
+    const relay = await start('rc-relay', { command: 'relay', extra_args: ['--upstream', origin.address] });
+    const oc = new RelaylogClient(origin.address);
+    await oc.createTopic('t');
+    for (let i = 0; i < 10; i++) await oc.produce('t', 0, batch(i * 10, 10));
+    await until(relay.address, 't', (p) => p.high_watermark === 100, 'first copy');
+    await oc.deleteTopic('t');
+    await new Promise((r) => setTimeout(r, 5)); // distinct creation times
+    await oc.createTopic('t');
+    for (let i = 0; i < 3; i++) await oc.produce('t', 0, batch(1000 + i * 10, 10));
+    await until(relay.address, 't', (p) => p.high_watermark === 30 && p.relay_state === 'following', 'the new topic copied');
+    const rc = new RelaylogClient(relay.address);
+    const first = await rc.fetch('t', 0, 0, 1 << 20);
+    const origin_first = await oc.fetch('t', 0, 0, 1 << 20);
+    expect(Buffer.from(first.records).equals(Buffer.from(origin_first.records))).toBe(true);
+    expect((await rc.describeTopic('t')).created_ms).toBe((await oc.describeTopic('t')).created_ms);
+    rc.close();
+    oc.close();
+  });
 });

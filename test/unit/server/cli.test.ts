@@ -102,6 +102,7 @@ describe('option values', () => {
   test('describe as text: one row per partition', () => {
     const text = describeText({
       name: 't',
+      created_ms: 0,
       config: { 'retention.ms': '5' },
       partitions: [{ partition: 0, log_start_offset: 0, high_watermark: 10, log_end_offset: 10, memory_bytes: 1, ssd_bytes: 2, archive_bytes: 0, leader: 'h:1', segment_count: 1, archived_segment_count: 0, upstream: '', relay_state: '', relay_detail: '', upstream_high_watermark: 0, lag_offsets: 0, lag_ms: 0, relay_bytes_in: 0 }],
     });
