@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { invalidArgument } from '../../engine/base/errors.js';
 import { parseListen } from './listen-address.js';
@@ -43,6 +44,8 @@ export class LogServer {
   private metrics_address: string | null = null;
 
   private constructor(private readonly store: LogStore, private readonly opts: ServerOptions, readonly limits: ServerLimits) {
+    // Every open call listens for the stop signal: as many listeners as calls, by design.
+    setMaxListeners(0, this.stopping.signal);
     this.metrics = new ServerMetrics(() => (this.stopping.signal.aborted ? null : this.store), () => this.relay);
     if (opts.relay) {
       const r = opts.relay;
