@@ -7,6 +7,8 @@ import { freePort, processCpuMs, startProcess, stopProcess } from './procs.js';
 import type { LogSystem } from './system.js';
 
 const PUBLISH_WINDOW = 512;
+/** The client's 5 s default times out on a loaded two-core machine with 512 publishes in flight. */
+const PUBLISH_TIMEOUT_MS = 60_000;
 
 /** NATS JetStream, R1, file storage, driven by the npm `nats` client. */
 export class JetStreamSystem implements LogSystem {
@@ -39,7 +41,7 @@ export class JetStreamSystem implements LogSystem {
   async produceBulk(topic: string, count: number, value: Buffer): Promise<void> {
     const inflight = new Set<Promise<unknown>>();
     for (let i = 0; i < count; i++) {
-      const p: Promise<boolean> = this.js!.publish(`${topic}.x`, value).then((): boolean => inflight.delete(p));
+      const p: Promise<boolean> = this.js!.publish(`${topic}.x`, value, { timeout: PUBLISH_TIMEOUT_MS }).then((): boolean => inflight.delete(p));
       inflight.add(p);
       if (inflight.size >= PUBLISH_WINDOW) await Promise.race(inflight);
     }
@@ -47,7 +49,7 @@ export class JetStreamSystem implements LogSystem {
   }
 
   async produceOne(topic: string, value: Buffer): Promise<void> {
-    await this.js!.publish(`${topic}.x`, value);
+    await this.js!.publish(`${topic}.x`, value, { timeout: PUBLISH_TIMEOUT_MS });
   }
 
   /** An ephemeral pull consumer without acks (the npm client's ordered consumer hung the event loop here). */

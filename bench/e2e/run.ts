@@ -101,7 +101,12 @@ async function main(): Promise<void> {
       continue;
     }
     console.error(`measuring ${key} (${RUNS} runs)...`);
-    results.push(await measure(f));
+    try {
+      results.push(await measure(f));
+    } catch (err) {
+      // One peer failing must not lose the others' figures: report it and go on.
+      console.error(`${key} failed: ${(err as Error).message}; its figures are left out`);
+    }
   }
   const loopback = stat(tcp);
   const report = { date: new Date().toISOString(), runs: RUNS, scale: SCALE, loopback_tcp_mb_per_s: loopback, results };
