@@ -50,6 +50,8 @@ export interface RelayPartitionStatus {
   lag_ms: number;
   bytes_in: number;
   truncations: number;
+  /** The partition's origin leader as the upstream reports it (HOST:PORT), '' until known. */
+  origin_leader: string;
 }
 
 /** Keys a relay does not copy: retention, tiering and flushing are the relay's own. */
@@ -118,6 +120,11 @@ export class RelayRunner {
         for (const t of await this.client(this.upstream).listTopics()) {
           if (this.opts.topics && !this.opts.topics.test(t.name)) continue;
           await this.ensureTopic(t.name, t.config, t.partitions.length, t.created_ms);
+          // The origin's leader per partition, as the upstream sees it (a relay passes on its own upstream's).
+          for (const p of t.partitions) {
+            const s = this.syncs.get(`${t.name}/${p.partition}`);
+            if (s && p.leader) s.status.origin_leader = p.leader;
+          }
         }
       } catch (err) {
         if (signal.aborted) break;
@@ -195,7 +202,7 @@ class PartitionSync {
 
   constructor(private readonly runner: RelayRunner, readonly topic: string, readonly partition: number, parent: AbortSignal) {
     this.signal = AbortSignal.any([parent, this.own.signal]);
-    this.status = { upstream: runner.upstream, state: 'connecting', detail: '', upstream_high_watermark: 0, lag_offsets: 0, lag_ms: 0, bytes_in: 0, truncations: 0 };
+    this.status = { upstream: runner.upstream, state: 'connecting', detail: '', upstream_high_watermark: 0, lag_offsets: 0, lag_ms: 0, bytes_in: 0, truncations: 0, origin_leader: '' };
   }
 
   start(): void {

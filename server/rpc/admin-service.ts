@@ -22,7 +22,8 @@ function describe(ctx: ServiceContext, info: TopicInfo) {
         memory_bytes: s.memory_bytes,
         ssd_bytes: s.size_bytes,
         archive_bytes: s.archive_bytes,
-        leader: ctx.address(),
+        // On a relay: the origin's leader as its upstream reports it (where produce must go).
+        leader: ctx.relay ? (ctx.relay.status(info.name, s.partition)?.origin_leader ?? '') : ctx.address(),
         segment_count: s.segment_count,
         archived_segment_count: s.archived_segment_count,
         ...relayFields(ctx.relay?.status(info.name, s.partition) ?? null),

@@ -40,11 +40,12 @@ export interface RelayView {
   status(topic: string, partition: number): RelayPartitionStatus | null;
 }
 
-/** Produce, CreateTopic and DeleteTopic on a relay: refused, naming where to go instead. */
-export function refuseOnRelay(ctx: ServiceContext, what: string): void {
-  if (ctx.relay) {
-    throw new EngineError('READ_ONLY_REPLICA', `${what} refused: this server is a read-only relay of ${ctx.relay.upstreams.join(',')}; send it to the origin cluster`, { upstreams: ctx.relay.upstreams });
-  }
+/** Produce, CreateTopic and DeleteTopic on a relay: refused, naming where to go instead (the origin leader when known). */
+export function refuseOnRelay(ctx: ServiceContext, what: string, partition?: { topic: string; partition: number }): void {
+  if (!ctx.relay) return;
+  const leader = partition ? ctx.relay.status(partition.topic, partition.partition)?.origin_leader : undefined;
+  const where = leader ? `send it to the origin leader ${leader}` : `send it to the origin cluster (this relay pulls from ${ctx.relay.upstreams.join(',')})`;
+  throw new EngineError('READ_ONLY_REPLICA', `${what} refused: this server is a read-only relay; ${where}`, { upstreams: ctx.relay.upstreams, ...(leader ? { leader } : {}) });
 }
 
 /** Logs what is not an EngineError: those are bugs, and the client only sees INTERNAL. */

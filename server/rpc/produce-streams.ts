@@ -18,7 +18,7 @@ export function batchBaseOffsets(records: Buffer, base_offset: number): number[]
 
 /** Appends one request's record set (a single node acknowledges `leader` and `all` alike). */
 export async function appendRecordSet(ctx: ServiceContext, req: ProduceRequest) {
-  refuseOnRelay(ctx, 'produce');
+  refuseOnRelay(ctx, 'produce', req);
   const r: AppendResult = await ctx.store().partition(req.topic, req.partition).append(req.records);
   ctx.metrics.bytes_in.inc(req.records.length);
   return { base_offset: r.base_offset, last_offset: r.last_offset, batch_base_offsets: batchBaseOffsets(req.records, r.base_offset) };

@@ -87,7 +87,7 @@ describe('a chain and a tree of relays', () => {
     tmp.cleanup();
   });
 
-  test('every level ends with the same bytes at the same offsets, through SIGKILLs of relays mid-stream', async () => {
+  test('every level ends with the same bytes at the same offsets, through SIGKILLs of two relays and the origin mid-stream', async () => {
     const origin = (procs.origin = await startServer(join(tmp.dir, 'origin')));
     const oc = new RelaylogClient(origin.address);
     await oc.createTopic('stream', { config: { 'segment.bytes': String(256 * 1024) } });
@@ -116,6 +116,13 @@ describe('a chain and a tree of relays', () => {
         await procs.r1!.stop('SIGKILL');
         await relay('r1', origin.address, r1.address);
       }
+      if (i === 5000) {
+        // The origin too, once everything sent so far is acknowledged (fsync=always: all of it
+        // survives); relays and consumers reconnect to it on the same address.
+        await producer.flush();
+        await procs.origin!.stop('SIGKILL');
+        procs.origin = await startServer(join(tmp.dir, 'origin'), { listen: origin.address });
+      }
     }
     await producer.close();
     expect((await oc.describeTopic('stream')).partitions[0]!.high_watermark).toBe(N);
@@ -138,7 +145,8 @@ describe('a chain and a tree of relays', () => {
     expect(d).toMatchObject({ upstream: r2.address, relay_state: 'following', lag_offsets: 0, high_watermark: N });
     expect(d.relay_bytes_in).toBeGreaterThan(0);
     // A relay is read-only, and says where to write instead.
-    await expect(rc.produce('stream', 0, encodeBatch([{ value: 'x' }]))).rejects.toMatchObject({ code: 'READ_ONLY_REPLICA', message: expect.stringContaining(r2.address) });
+    expect(d.leader).toBe(origin.address); // three hops down, it still knows where produce goes
+    await expect(rc.produce('stream', 0, encodeBatch([{ value: 'x' }]))).rejects.toMatchObject({ code: 'READ_ONLY_REPLICA', message: expect.stringContaining(`origin leader ${origin.address}`) });
     await expect(rc.createTopic('other')).rejects.toMatchObject({ code: 'READ_ONLY_REPLICA' });
     rc.close();
 
