@@ -10,7 +10,8 @@ import { tempDir } from '../../support/tmp.js';
 /*
  * Cascading relays as real processes on loopback (issue 7): an origin, a chain origin -> r1 -> r2
  * -> r3 and a fan-out r1 -> r2b. A producer writes continuously while consumers read at several
- * levels; r2 and then r1 are killed with SIGKILL and restarted on the same address mid-stream.
+ * levels; r2, then r1, then the origin are killed with SIGKILL and restarted on the same address
+ * mid-stream.
  * At the end every level holds the same bytes at the same offsets and every consumer read every
  * record once, in order.
  */
