@@ -278,6 +278,19 @@ export class Catalog {
   }
 
   /** Writes a segment's index entries back (restore from the archive). */
+  /** Drops the offset and time index entries that point into segment `segment_base` (it was rewritten). */
+  dropSegmentIndex(p: PartitionKey, segment_base: number, next_offset: number): void {
+    this.guard();
+    this.env.transactionSync(() => {
+      for (const { key, value } of this.oindex.getRange({ start: [p[0], p[1], segment_base], end: [p[0], p[1], next_offset] })) {
+        if (value[0] === segment_base) this.oindex.removeSync(key);
+      }
+      for (const { key, value } of this.tindex.getRange({ start: [p[0], p[1], TS_MIN], end: [p[0], p[1], TS_MAX] })) {
+        if (value[1] === segment_base) this.tindex.removeSync(key);
+      }
+    });
+  }
+
   putSegmentIndexEntries(p: PartitionKey, segment_base: number, entries: SegmentIndexEntries): void {
     this.guard();
     for (const [offset, position, rmts] of entries) {

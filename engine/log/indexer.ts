@@ -19,7 +19,18 @@ export class Indexer {
     private readonly key: PartitionKey,
     /** Running max of record timestamps over the whole partition so far. */
     public running_max_ts = -1,
-  ) {}
+    /**
+     * `segment`: re-index one segment in the middle of the log (after compaction) — neither continue
+     * from the index's last key nor touch epoch starts, which such a rewrite does not move.
+     */
+    mode: 'append' | 'segment' = 'append',
+  ) {
+    if (mode === 'segment') {
+      this.continued = true;
+      this.record_epochs = false;
+    }
+  }
+  private record_epochs = true;
 
   /** Continue indexing a segment whose entries up to `position` already exist (-1: it has none yet). */
   resumeAt(segment_base: number, position: number): void {
@@ -43,7 +54,7 @@ export class Indexer {
       const last = this.catalog.lastTimeKey(this.key);
       if (last !== null && last > this.running_max_ts) this.running_max_ts = last;
     }
-    if (leader_epoch > this.last_epoch) {
+    if (this.record_epochs && leader_epoch > this.last_epoch) {
       this.catalog.putEpochStart(this.key, leader_epoch, batch_base);
       this.last_epoch = leader_epoch;
     }

@@ -118,6 +118,25 @@ export class LogStore {
   }
 
   /** Uploads eligible sealed segments of every partition, then applies retention. Never throws. */
+  /** Compacts every partition of compacted topics (or of `topic`); see PartitionLog.compact. */
+  async compact(topic?: string): Promise<{ partitions: number; segments_rewritten: number; records_removed: number; bytes_before: number; bytes_after: number }> {
+    this.checkOpen();
+    const total = { partitions: 0, segments_rewritten: 0, records_removed: 0, bytes_before: 0, bytes_after: 0 };
+    for (const t of this.topics.values()) {
+      if (topic !== undefined && t.info.name !== topic) continue;
+      if (t.info.config.cleanup_policy !== 'compact') continue;
+      for (const p of t.partitions) {
+        const r = await p.compact();
+        total.partitions++;
+        total.segments_rewritten += r.segments_rewritten;
+        total.records_removed += r.records_removed;
+        total.bytes_before += r.bytes_before;
+        total.bytes_after += r.bytes_after;
+      }
+    }
+    return total;
+  }
+
   /**
    * An origin (a node that takes produce) marks its new epoch at every partition's log end when it
    * starts serving; see PartitionLog.markEpochStart. Relays do not.

@@ -1,4 +1,5 @@
-import { mkdir, open, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { compactBatches, latestOffsets } from './compaction.js';
 import { assert } from '../base/assert.js';
 import type { Clock } from '../base/clock.js';
 import {
@@ -365,9 +366,18 @@ export class PartitionLog {
     if (offset < this.segments[0]!.base_offset) {
       return withRelease(await this.readFromArchive(offset, cap, hw), hw, log_start);
     }
-    const seg = this.segmentFor(offset);
-    const floor = this.deps.catalog.offsetFloor(this.key, seg.base_offset, offset);
-    return withRelease(await this.readFromSegment(seg, floor ? floor.position : 0, floor?.offset ?? seg.base_offset, offset, cap, hw), hw, log_start);
+    for (let attempt = 0; ; attempt++) {
+      const swaps = this.compaction_swaps;
+      const seg = this.segmentFor(offset);
+      const floor = this.deps.catalog.offsetFloor(this.key, seg.base_offset, offset);
+      try {
+        return withRelease(await this.readFromSegment(seg, floor ? floor.position : 0, floor?.offset ?? seg.base_offset, offset, cap, hw), hw, log_start);
+      } catch (err) {
+        // A compacted segment replaced this one between the index lookup and the read: look again.
+        if (attempt < 3 && swaps !== this.compaction_swaps && isEngineError(err)) continue;
+        throw err;
+      }
+    }
   }
 
   private async readFromArchive(offset: number, max_bytes: number, hw: number): Promise<SelectedBatches> {
@@ -571,6 +581,118 @@ export class PartitionLog {
     await unlink(seg.path);
     void this.deps.catalog.removeSegment(this.key, seg.base_offset);
     this.deps.catalog.dropIndexRange(this.key, { below_offset: this.logStartOffset });
+  }
+
+  private compacting = false;
+  /** Bumped when a compacted segment replaces its original (a read racing the swap retries). */
+  private compaction_swaps = 0;
+
+  /**
+   * Log compaction (cleanup.policy=compact): rewrites each sealed local segment keeping the latest
+   * record of every key (tombstones until `delete_retention_ms` after their timestamp), offsets
+   * unchanged (engine/log/compaction.ts). The active segment is never rewritten, but its records
+   * count as the latest of their keys. Crash-safe: the new file is written aside and fsynced, then
+   * renamed over the old one (atomic), then the catalog and the index follow; recovery accepts a
+   * sealed segment that is smaller than recorded only if it scans sound to exactly the recorded
+   * next offset. A reader holding the old file keeps reading the old version; one that meets the
+   * swap half-way retries. Returns what it did.
+   */
+  async compact(opts: { delete_retention_ms?: number } = {}): Promise<{ segments_rewritten: number; records_removed: number; bytes_before: number; bytes_after: number }> {
+    const out = { segments_rewritten: 0, records_removed: 0, bytes_before: 0, bytes_after: 0 };
+    if (this.deps.config.cleanup_policy !== 'compact' || this.compacting || this.closed_state !== 'open') return out;
+    this.compacting = true;
+    try {
+      const segs = [...this.segments];
+      const active = segs.pop()!;
+      const active_size = active.size_bytes;
+      const latest = new Map<string, number>();
+      for (const seg of segs) latestOffsets(await this.batchesOf(seg, seg.size_bytes), latest);
+      latestOffsets(await this.batchesOf(active, active_size), latest);
+      const rule = { latest, tombstone_horizon_ms: this.deps.clock.now_ms() - (opts.delete_retention_ms ?? 86_400_000) };
+      for (const seg of segs) {
+        if (this.closed_state !== 'open') break;
+        if (seg.deleted) continue;
+        const before = await this.batchesOf(seg, seg.size_bytes);
+        const r = compactBatches(before, rule);
+        if (!r.changed) continue;
+        const bytes = Buffer.concat(r.batches);
+        if (await this.swapCompacted(seg, bytes)) {
+          out.segments_rewritten++;
+          out.records_removed += r.removed_records;
+          out.bytes_before += seg.size_bytes;
+          out.bytes_after += bytes.length;
+        }
+      }
+      return out;
+    } finally {
+      this.compacting = false;
+    }
+  }
+
+  /** The batches of `seg` up to `size` bytes, read whole (a segment is at most segment.bytes). */
+  private async batchesOf(seg: Segment, size: number): Promise<Buffer[]> {
+    const buf = await seg.use(this.deps.clock.now_ms(), async (fh) => {
+      const b = Buffer.allocUnsafe(size);
+      let done = 0;
+      while (done < size) {
+        const { bytesRead } = await fh.read(b, done, size - done, done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+      return b.subarray(0, done);
+    });
+    const out: Buffer[] = [];
+    forEachBatch(buf, (pos, n) => out.push(buf.subarray(pos, pos + n)));
+    return out;
+  }
+
+  /** Writes the compacted bytes aside, fsyncs, renames over `seg` and updates catalog and index. */
+  private async swapCompacted(seg: Segment, bytes: Buffer): Promise<boolean> {
+    const tmp = `${seg.path}.compact`;
+    const fh = await open(tmp, 'w');
+    try {
+      await writeAll(fh, [bytes], 0, bytes.length);
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+    return this.exclusive(async () => {
+      const i = this.segments.indexOf(seg);
+      if (this.closed_state !== 'open' || seg.deleted || i < 0 || i === this.segments.length - 1) {
+        await unlink(tmp).catch(() => undefined);
+        return false;
+      }
+      this.compaction_swaps++;
+      await rename(tmp, seg.path);
+      const dir = await open(this.deps.dir, 'r');
+      await dir.sync().finally(() => dir.close());
+      const fresh = Segment.at(this.deps.dir, seg.base_offset);
+      fresh.size_bytes = bytes.length;
+      fresh.durable_bytes = bytes.length;
+      fresh.next_offset = seg.next_offset;
+      fresh.max_timestamp_ms = seg.max_timestamp_ms;
+      fresh.first_append_ms = seg.first_append_ms;
+      fresh.sealed = true;
+      fresh.verified.add(0, bytes.length); // every batch was built or checked here
+      this.segments[i] = fresh;
+      seg.deleted = true; // the old version's handle closes once no reader holds it
+      if (!seg.in_use) await seg.closeHandle();
+      void this.deps.catalog.putSegment(this.key, fresh.base_offset, fresh.record());
+      // Re-index the rewritten segment: the same rule as appends, continuing the running max
+      // timestamp of the segments before it.
+      this.deps.catalog.dropSegmentIndex(this.key, fresh.base_offset, fresh.next_offset);
+      let running = -1;
+      for (const s of this.segments.slice(0, i)) running = Math.max(running, s.max_timestamp_ms);
+      const indexer = new Indexer(this.deps.catalog, this.key, running, 'segment');
+      let pos = 0;
+      forEachBatch(bytes, (p, n) => {
+        indexer.onBatch(fresh.base_offset, p, batchBaseOffset(bytes, p), batchMaxTimestamp(bytes, p), batchLeaderEpoch(bytes, p));
+        pos = p + n;
+      });
+      assert(pos === bytes.length, 'compacted segment is whole batches');
+      this.compaction_swaps++;
+      return true;
+    });
   }
 
   /**

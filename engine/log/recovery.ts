@@ -1,7 +1,8 @@
-import { open, readdir, stat } from 'node:fs/promises';
+import { open, readdir, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import { corruptSegment, storageError } from '../base/errors.js';
 import type { Catalog, PartitionKey, SegmentRecord } from '../catalog/catalog.js';
-import type { Indexer } from './indexer.js';
+import { Indexer } from './indexer.js';
 import { scanSegment } from './segment-scan.js';
 import { Segment, parseSegmentFileName } from './segment.js';
 
@@ -24,7 +25,10 @@ export interface RecoveredPartition {
 }
 
 export async function recoverPartition(dir: string, key: PartitionKey, catalog: Catalog, indexer: Indexer): Promise<RecoveredPartition> {
-  const names = (await readdir(dir)).map((n) => parseSegmentFileName(n)).filter((b): b is number => b !== null);
+  const files = await readdir(dir);
+  // A compaction that stopped before its rename leaves the new copy aside: the original still holds.
+  for (const f of files) if (f.endsWith('.log.compact')) await unlink(join(dir, f)).catch(() => undefined);
+  const names = files.map((n) => parseSegmentFileName(n)).filter((b): b is number => b !== null);
   names.sort((a, b) => a - b);
   const records = new Map(catalog.listSegments(key).map((s) => [s.base_offset, s.record] as const));
   for (const base of records.keys()) {
@@ -89,17 +93,29 @@ async function rescan(
   indexer: Indexer,
 ): Promise<number> {
   const durable = rec?.durable_bytes ?? 0;
-  if (size < durable) {
+  // A sealed segment smaller than recorded is either damage or a compacted replacement whose
+  // catalog update a crash cut off: it is accepted only if it scans sound to exactly the recorded
+  // next offset (compaction keeps every offset range; damage cannot end on the same offset).
+  const maybe_compacted = !is_last && rec !== undefined && rec.sealed && size < durable;
+  if (size < durable && !maybe_compacted) {
     throw corruptSegment(seg.path, size, `the file is ${size} bytes but ${durable} bytes were fsynced to it`);
   }
-  catalog.dropIndexRange(key, { from_offset: seg.base_offset });
+  if (is_last) catalog.dropIndexRange(key, { from_offset: seg.base_offset });
+  else catalog.dropSegmentIndex(key, seg.base_offset, rec?.next_offset ?? Number.MAX_SAFE_INTEGER);
   const fh = await open(seg.path, 'r+');
   try {
+    // A compacted replacement in the middle of the log is re-indexed on its own (running max from
+    // the segments before it, epochs untouched), as compaction itself does.
+    const ix = maybe_compacted ? new Indexer(catalog, key, indexer.running_max_ts, 'segment') : indexer;
     const result = await scanSegment(fh, size, {
       expected_offset: seg.base_offset,
-      on_batch: (b) => indexer.onBatch(seg.base_offset, b.position, b.base_offset, b.max_timestamp_ms, b.leader_epoch),
+      on_batch: (b) => ix.onBatch(seg.base_offset, b.position, b.base_offset, b.max_timestamp_ms, b.leader_epoch),
     });
+    if (ix !== indexer) indexer.running_max_ts = Math.max(indexer.running_max_ts, ix.running_max_ts);
     let truncated = 0;
+    if (maybe_compacted && (result.fault || result.next_offset !== rec.next_offset)) {
+      throw corruptSegment(seg.path, result.fault?.position ?? size, `the file is ${size} bytes but ${durable} bytes were fsynced to it, and it is not a compacted copy of the same offsets`);
+    }
     if (result.fault) {
       const f = result.fault;
       const torn = is_last && (rec ? f.position >= durable : f.at_tail);
