@@ -42,6 +42,13 @@ export interface PartitionInfo {
   lag_ms: number;
   relay_bytes_in: number;
 }
+export interface CompactReport {
+  partitions: number;
+  segments_rewritten: number;
+  records_removed: number;
+  bytes_before: number;
+  bytes_after: number;
+}
 export interface ArchiveReport {
   archive_url: string;
   uploaded: number;
@@ -150,6 +157,10 @@ export class RelaylogClient {
   }
   describeTopic(name: string): Promise<TopicDescription> {
     return this.call(this.admin, 'DescribeTopic', { name });
+  }
+  /** Compacts compacted topics now (all, or `topic`). */
+  compact(topic = ''): Promise<CompactReport> {
+    return this.call(this.admin, 'Compact', { topic });
   }
   /** Uploads eligible sealed segments to the server's archive tier now, then applies retention. */
   archive(): Promise<ArchiveReport> {

@@ -5,6 +5,7 @@ export {
   type TopicDescription,
   type PartitionInfo,
   type ArchiveReport,
+  type CompactReport,
   type ProduceResult,
   type ProduceStreamHandle,
   type ProduceStreamResult,

@@ -40,7 +40,7 @@ export class LogStore {
     readonly dir: string,
     private readonly lock: DataDirLock,
     readonly catalog: Catalog,
-    private readonly opts: Required<Omit<StoreOptions, 'topic_defaults' | 'memory_tier_bytes' | 'archive_url' | 'archive_interval_ms' | 'retention_check_interval_ms' | 'archive_cache_bytes' | 'logger'>> & { topic_defaults: Partial<TopicConfig> },
+    private readonly opts: Required<Omit<StoreOptions, 'topic_defaults' | 'memory_tier_bytes' | 'archive_url' | 'archive_interval_ms' | 'retention_check_interval_ms' | 'compaction_interval_ms' | 'archive_cache_bytes' | 'logger'>> & { topic_defaults: Partial<TopicConfig> },
     readonly memory: MemoryTier | null,
     private readonly logger: EngineLogger,
   ) {}
@@ -50,6 +50,7 @@ export class LogStore {
   /** The archive tier, when the store was opened with `archive_url`. */
   archive: ArchiveTier | null = null;
   private archive_timer: NodeJS.Timeout | null = null;
+  private compaction_timer: NodeJS.Timeout | null = null;
 
   static async open(options: StoreOptions): Promise<LogStore> {
     const dir = options.dir;
@@ -86,6 +87,14 @@ export class LogStore {
       if (store.archive && archive_every_ms > 0) {
         store.archive_timer = setInterval(() => void store.archiveAndRetain(), archive_every_ms);
         store.archive_timer.unref();
+      }
+      const compact_every_ms = options.compaction_interval_ms ?? 60_000;
+      if (compact_every_ms > 0) {
+        store.compaction_timer = setInterval(() => {
+          if (store.state !== 'open') return;
+          store.compact().catch((err: unknown) => store.logger.warn({ err: (err as Error).message }, 'compaction failed; will retry'));
+        }, compact_every_ms);
+        store.compaction_timer.unref();
       }
       const every_ms = options.retention_check_interval_ms ?? 30_000;
       if (every_ms > 0) {
@@ -306,6 +315,7 @@ export class LogStore {
     this.state = 'closing';
     if (this.retention_timer) clearInterval(this.retention_timer);
     if (this.archive_timer) clearInterval(this.archive_timer);
+    if (this.compaction_timer) clearInterval(this.compaction_timer);
     try {
       for (const t of this.topics.values()) for (const p of t.partitions) await p.close();
       await this.archive?.close();
@@ -323,6 +333,7 @@ export class LogStore {
     this.state = 'closed';
     if (this.retention_timer) clearInterval(this.retention_timer);
     if (this.archive_timer) clearInterval(this.archive_timer);
+    if (this.compaction_timer) clearInterval(this.compaction_timer);
     for (const t of this.topics.values()) for (const p of t.partitions) await p.abandon();
     await this.archive?.close().catch(() => undefined);
     await this.catalog.close();

@@ -105,6 +105,8 @@ export interface StoreOptions {
   archive_interval_ms?: number;
   /** How often retention runs (0: only when asked). Default 30 s. */
   retention_check_interval_ms?: number;
+  /** How often compacted topics are compacted (0: only when asked). Default 60 s. */
+  compaction_interval_ms?: number;
   /** Bytes of the on-disk cache for archive reads (default 1 GiB). */
   archive_cache_bytes?: number;
   /** Where the engine reports background events (upload failures, recovery truncations). pino-compatible. */

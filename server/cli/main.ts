@@ -83,6 +83,7 @@ function serveCommands(cli: Command): void {
     .option('--archive <url>', 'archive tier: webhdfs://host:port/path?user=NAME or file:///path')
     .option('--archive-interval <ms>', 'upload eligible sealed segments this often (0: only on `relaylog archive`)', nonNegativeInt('--archive-interval'), 10_000)
     .option('--retention-interval <ms>', 'apply retention this often', positiveInt('--retention-interval'), 30_000)
+    .option('--compaction-interval <ms>', 'compact topics with cleanup.policy=compact this often (0: only on `relaylog compact`)', nonNegativeInt('--compaction-interval'), 60_000)
     .option('--memory <bytes>', 'memory-tier budget for hot tails (0 disables)', nonNegativeInt('--memory'), limits.memory_tier_bytes)
     .option('--metrics <host:port>', 'serve Prometheus metrics over HTTP at http://HOST:PORT/metrics')
     .option('--log-level <level>', 'pino log level on stderr: debug, info, warn, error', 'info')
@@ -132,6 +133,36 @@ function serveCommands(cli: Command): void {
       } finally {
         await store.close();
       }
+    });
+}
+
+function compactCommands(cli: Command, server: () => Option): void {
+  cli
+    .command('compact')
+    .description('compact topics with cleanup.policy=compact now (latest record per key): through a running server (--server), or offline on a data dir (--data)')
+    .option('--data <dir>', 'offline: the data directory (refused while a server holds it)')
+    .option('--topic <name>', 'only this topic')
+    .option('--json', 'print JSON')
+    .addOption(server())
+    .action(async (o: { data?: string; topic?: string; server: string; json?: boolean }) => {
+      let report: { partitions: number; segments_rewritten: number; records_removed: number; bytes_before: number; bytes_after: number };
+      if (o.data !== undefined) {
+        const { LogStore } = await import('../../engine/log/log-store.js');
+        const store = await LogStore.open({ dir: o.data, archive_interval_ms: 0, retention_check_interval_ms: 0 });
+        try {
+          if (o.topic !== undefined && store.topic(o.topic).config.cleanup_policy !== 'compact') throw new UsageError(`topic ${o.topic} does not have cleanup.policy=compact`);
+          report = await store.compact(o.topic);
+        } finally {
+          await store.close();
+        }
+      } else {
+        report = await withClient(o.server, (c) => c.compact(o.topic ?? ''));
+      }
+      print(
+        o.json
+          ? JSON.stringify(report, null, 2)
+          : `compacted ${report.partitions} partition(s): ${report.segments_rewritten} segment(s) rewritten, ${report.records_removed} record(s) removed, ${report.bytes_before} -> ${report.bytes_after} bytes`,
+      );
     });
 }
 
@@ -211,6 +242,7 @@ export function program(): Command {
   topicCommands(cli, server);
   dataCommands(cli, server);
   archiveCommands(cli, server);
+  compactCommands(cli, server);
   return cli;
 }
 

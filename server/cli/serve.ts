@@ -9,6 +9,8 @@ export interface ServeOptions {
   archive?: string;
   archiveInterval: number;
   retentionInterval: number;
+  /** Relays keep their copies byte-identical to the upstream's: they do not compact (0). */
+  compactionInterval?: number;
   metrics?: string;
   memory: number;
   logLevel: string;
@@ -26,7 +28,7 @@ export async function serve(o: ServeOptions): Promise<void> {
   // grpc-js's own diagnostics go to the same JSON log, not as bare lines on stderr.
   setLogger({ error: (...args: unknown[]) => logger.warn({ grpc: format(...args) }, 'grpc-js') });
   const server = await LogServer.start({
-    store: { dir: o.data, memory_tier_bytes: o.memory, archive_interval_ms: o.archiveInterval, retention_check_interval_ms: o.retentionInterval, ...(o.archive ? { archive_url: o.archive } : {}) },
+    store: { dir: o.data, memory_tier_bytes: o.memory, archive_interval_ms: o.archiveInterval, retention_check_interval_ms: o.retentionInterval, compaction_interval_ms: o.relay ? 0 : (o.compactionInterval ?? 60_000), ...(o.archive ? { archive_url: o.archive } : {}) },
     listen: o.listen,
     logger,
     ...(o.relay ? { relay: o.relay } : {}),

@@ -1,10 +1,10 @@
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { TopicInfo } from '../../engine/log/types.js';
 import { parseTopicConfig, topicConfigToKafka } from '../../engine/log/topic-config.js';
-import { EngineError } from '../../engine/base/errors.js';
+import { EngineError, invalidArgument } from '../../engine/base/errors.js';
 import { refuseOnRelay, unary, type ServiceContext } from './context.js';
 import type { RelayPartitionStatus } from '../../replication/relay/relay-runner.js';
-import { parseCreateTopic, parseEmpty, parseTopicName } from './requests.js';
+import { parseCompact, parseCreateTopic, parseEmpty, parseTopicName } from './requests.js';
 
 /** Topic config and, per partition, its offsets and bytes per tier; this node is every partition's leader. */
 function describe(ctx: ServiceContext, info: TopicInfo) {
@@ -52,6 +52,14 @@ export function adminService(ctx: ServiceContext): UntypedServiceImplementation 
       return { topics: ctx.store().listTopics().map((t) => describe(ctx, t)) };
     }),
     DescribeTopic: unary(ctx, 'DescribeTopic', (raw) => describe(ctx, ctx.store().topic(parseTopicName(raw)))),
+    Compact: unary(ctx, 'Compact', async (raw) => {
+      const topic = parseCompact(raw);
+      if (topic) {
+        const info = ctx.store().topic(topic); // UNKNOWN_TOPIC if there is none
+        if (info.config.cleanup_policy !== 'compact') throw invalidArgument(`topic ${JSON.stringify(topic)} has cleanup.policy=${info.config.cleanup_policy}; only compacted topics are compacted`);
+      }
+      return ctx.store().compact(topic || undefined);
+    }),
     Archive: unary(ctx, 'Archive', async (raw) => {
       parseEmpty(raw);
       const store = ctx.store();

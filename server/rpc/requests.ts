@@ -182,3 +182,7 @@ export function parseTopicName(raw: unknown): string {
 export function parseEmpty(raw: unknown): void {
   object(raw, 'Empty');
 }
+
+export function parseCompact(raw: unknown): string {
+  return str(object(raw, 'CompactRequest'), 'topic');
+}

@@ -19,7 +19,7 @@ const wire = (type: string, v: object) => (LogService[type] ?? AdminService[type
 describe('proto codec', () => {
   test('every service method has a path, and messages round-trip with int64 as numbers and bytes as Buffers', () => {
     expect(Object.keys(LogService).sort()).toEqual(['CommitOffset', 'EpochEnd', 'Fetch', 'FetchCommitted', 'ListOffsets', 'Produce', 'ProducePipeline', 'ProduceStream', 'Subscribe'].sort());
-    expect(Object.keys(AdminService).sort()).toEqual(['Archive', 'CreateTopic', 'DeleteTopic', 'DescribeTopic', 'ListTopics']);
+    expect(Object.keys(AdminService).sort()).toEqual(['Archive', 'Compact', 'CreateTopic', 'DeleteTopic', 'DescribeTopic', 'ListTopics']);
     expect(LogService.Subscribe!.path).toBe('/relaylog.v1.Log/Subscribe');
     const T = messageType('FetchResponse');
     const back = decodeMessage(T, encodeMessage(T, { records: Buffer.from('abc'), next_offset: 2 ** 40, high_watermark: 7, log_start_offset: 0 }));
