@@ -1,5 +1,6 @@
 import { mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { compactBatches, latestOffsets } from './compaction.js';
+import { DEFAULT_DELETE_RETENTION_MS } from './topic-config.js';
 import { assert } from '../base/assert.js';
 import type { Clock } from '../base/clock.js';
 import {
@@ -608,7 +609,7 @@ export class PartitionLog {
       const latest = new Map<string, number>();
       for (const seg of segs) latestOffsets(await this.batchesOf(seg, seg.size_bytes), latest);
       latestOffsets(await this.batchesOf(active, active_size), latest);
-      const rule = { latest, tombstone_horizon_ms: this.deps.clock.now_ms() - (opts.delete_retention_ms ?? 86_400_000) };
+      const rule = { latest, tombstone_horizon_ms: this.deps.clock.now_ms() - (opts.delete_retention_ms ?? this.deps.config.delete_retention_ms ?? DEFAULT_DELETE_RETENTION_MS) };
       for (const seg of segs) {
         if (this.closed_state !== 'open') break;
         if (seg.deleted) continue;

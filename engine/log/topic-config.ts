@@ -2,6 +2,9 @@ import { invalidConfig, invalidTopic } from '../base/errors.js';
 import { limits } from '../base/limits.js';
 import type { TopicConfig } from './types.js';
 
+/** Kafka's default for delete.retention.ms: tombstones outlive compaction by a day. */
+export const DEFAULT_DELETE_RETENTION_MS = 86_400_000;
+
 export const DEFAULT_TOPIC_CONFIG: TopicConfig = {
   partitions: 1,
   segment_bytes: limits.segment_size_bytes,
@@ -11,6 +14,7 @@ export const DEFAULT_TOPIC_CONFIG: TopicConfig = {
   max_message_bytes: limits.batch_size_max_bytes,
   fsync: { policy: 'always' },
   cleanup_policy: 'delete',
+  delete_retention_ms: DEFAULT_DELETE_RETENTION_MS,
   remote_storage_enable: true,
   local_retention_bytes: -2,
   local_retention_ms: -2,
@@ -64,6 +68,9 @@ export function parseTopicConfig(kv: Readonly<Record<string, string>>): Partial<
         if (raw !== 'true' && raw !== 'false') throw invalidConfig(key, `${JSON.stringify(raw)} must be "true" or "false"`);
         out.remote_storage_enable = raw === 'true';
         break;
+      case 'delete.retention.ms':
+        out.delete_retention_ms = parseInteger(key, raw, 0);
+        break;
       case 'local.retention.bytes':
         out.local_retention_bytes = parseInteger(key, raw, -2);
         break;
@@ -78,7 +85,7 @@ export function parseTopicConfig(kv: Readonly<Record<string, string>>): Partial<
         break;
       default:
         throw invalidConfig(key, 'unknown config key (known: segment.bytes, segment.ms, retention.bytes, retention.ms, ' +
-          'max.message.bytes, cleanup.policy, flush.messages, flush.ms, remote.storage.enable, local.retention.bytes, local.retention.ms)');
+          'max.message.bytes, cleanup.policy, delete.retention.ms, flush.messages, flush.ms, remote.storage.enable, local.retention.bytes, local.retention.ms)');
     }
   }
   // flush.messages=1 means fsync every append (group-committed). flush.ms=N means fsync every N ms.
@@ -104,6 +111,7 @@ export function topicConfigToKafka(c: TopicConfig): Record<string, string> {
     'retention.ms': String(c.retention_ms),
     'max.message.bytes': String(c.max_message_bytes),
     'cleanup.policy': c.cleanup_policy,
+    'delete.retention.ms': String(c.delete_retention_ms ?? DEFAULT_DELETE_RETENTION_MS),
     'remote.storage.enable': String(c.remote_storage_enable),
     'local.retention.bytes': String(c.local_retention_bytes),
     'local.retention.ms': String(c.local_retention_ms),

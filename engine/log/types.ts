@@ -28,6 +28,8 @@ export interface TopicConfig {
   fsync: FsyncPolicy;
   /** `cleanup.policy`. */
   cleanup_policy: CleanupPolicy;
+  /** Compacted topics: how long a tombstone is kept after its timestamp (default one day). */
+  delete_retention_ms?: number;
   /** `remote.storage.enable`: upload sealed segments to the node's archive tier (when it has one). */
   remote_storage_enable: boolean;
   /**
