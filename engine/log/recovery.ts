@@ -59,7 +59,7 @@ export async function recoverPartition(dir: string, key: PartitionKey, catalog: 
         indexer.resumeAt(seg.base_offset, floor ? floor.position : -1);
       }
     } else {
-      truncated_bytes += await rescan(seg, size, is_last, rec, key, catalog, indexer);
+      truncated_bytes += await rescan(seg, size, is_last, rec, key, catalog, indexer, is_last ? null : names[i + 1]!);
     }
     seg.sealed = !is_last;
     if (seg.sealed) seg.durable_bytes = seg.size_bytes;
@@ -91,12 +91,15 @@ async function rescan(
   key: PartitionKey,
   catalog: Catalog,
   indexer: Indexer,
+  /** Base offset of the next segment file (where this one must end), null for the last. */
+  next_base: number | null,
 ): Promise<number> {
   const durable = rec?.durable_bytes ?? 0;
   // A sealed segment smaller than recorded is either damage or a compacted replacement whose
-  // catalog update a crash cut off: it is accepted only if it scans sound to exactly the recorded
-  // next offset (compaction keeps every offset range; damage cannot end on the same offset).
-  const maybe_compacted = !is_last && rec !== undefined && rec.sealed && size < durable;
+  // catalog update a crash cut off (the record may even predate the roll that sealed it): it is
+  // accepted only if it scans sound to exactly where the next segment begins (compaction keeps
+  // every offset range; damage cannot end on that offset).
+  const maybe_compacted = next_base !== null && size < durable;
   if (size < durable && !maybe_compacted) {
     throw corruptSegment(seg.path, size, `the file is ${size} bytes but ${durable} bytes were fsynced to it`);
   }
@@ -113,7 +116,7 @@ async function rescan(
     });
     if (ix !== indexer) indexer.running_max_ts = Math.max(indexer.running_max_ts, ix.running_max_ts);
     let truncated = 0;
-    if (maybe_compacted && (result.fault || result.next_offset !== rec.next_offset)) {
+    if (maybe_compacted && (result.fault || result.next_offset !== next_base)) {
       throw corruptSegment(seg.path, result.fault?.position ?? size, `the file is ${size} bytes but ${durable} bytes were fsynced to it, and it is not a compacted copy of the same offsets`);
     }
     if (result.fault) {
