@@ -48,6 +48,14 @@ function have(cmd: string): boolean {
   }
 }
 
+/** Every scenario gets this long; a peer that hangs is reported and left out, not waited for forever. */
+const SCENARIO_MAX_MS = Number(process.env.BENCH_SCENARIO_MAX_MS ?? 300_000);
+function within<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not finish within ${SCENARIO_MAX_MS} ms`)), SCENARIO_MAX_MS)));
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
 async function measure(make: SystemFactory) {
   const out: Record<string, number[]> = {};
   const add = (k: string, v: number) => (out[k] ??= []).push(v);
@@ -62,22 +70,22 @@ async function measure(make: SystemFactory) {
       for (const [label, size, count] of [['1k', 1024, Math.round(100_000 * SCALE)], ['64k', 64 * 1024, Math.round(2048 * SCALE)]] as const) {
         const topic = `bench${label}r${run}`;
         await sys.createTopic(topic);
-        const p = await produceThroughput(sys, topic, count, size);
+        const p = await within(produceThroughput(sys, topic, count, size), `${name} produce ${label}`);
         add(`produce_${label}_records_per_s`, p.records_per_s);
         add(`produce_${label}_mb_per_s`, p.mb_per_s);
         add(`produce_${label}_server_cpu_ms_per_mb`, p.server_cpu_ms_per_mb);
-        add(`replay_${label}_mb_per_s`, (await replayThroughput(sys, topic, count)).mb_per_s);
-        if (label === '64k') add(`fanout8_${label}_total_mb_per_s`, (await replayThroughput(sys, topic, count, 8)).mb_per_s);
+        add(`replay_${label}_mb_per_s`, (await within(replayThroughput(sys, topic, count), `${name} replay ${label}`)).mb_per_s);
+        if (label === '64k') add(`fanout8_${label}_total_mb_per_s`, (await within(replayThroughput(sys, topic, count, 8), `${name} fan-out`)).mb_per_s);
       }
       const lat = `lat${run}`;
       await sys.createTopic(lat);
-      const l = await fixedRateLatency(sys, lat, 2000, 4000);
+      const l = await within(fixedRateLatency(sys, lat, 2000, 4000), `${name} latency`);
       add('latency_2000_e2e_p50_ms', l.e2e_p50_ms);
       add('latency_2000_e2e_p99_ms', l.e2e_p99_ms);
       add('latency_2000_e2e_p999_ms', l.e2e_p999_ms);
       add('ack_idle_p50_ms', l.ack_p50_ms);
       add('ack_idle_p99_ms', l.ack_p99_ms);
-      const busy = await ackLatencyUnderReplay(sys, lat, `bench64kr${run}`, Math.round(2048 * SCALE), 8, 2000, 4000);
+      const busy = await within(ackLatencyUnderReplay(sys, lat, `bench64kr${run}`, Math.round(2048 * SCALE), 8, 2000, 4000), `${name} ack latency under replay`);
       add('ack_8readers_p50_ms', busy.ack_p50_ms);
       add('ack_8readers_p99_ms', busy.ack_p99_ms);
     } finally {
