@@ -1,5 +1,6 @@
 import { invalidArgument } from '../../base/errors.js';
 import { FileArchiveStore } from './file-store.js';
+import { WebHdfsArchiveStore } from './webhdfs-store.js';
 
 /**
  * Long-term storage for sealed segments, behind one narrow interface so that HDFS (WebHDFS) and a
@@ -32,5 +33,6 @@ export function openArchiveStore(url: string): ArchiveStore {
     throw invalidArgument(`archive location ${JSON.stringify(url)} is not a URL; use file:///path or webhdfs://host:port/path`);
   }
   if (u.protocol === 'file:') return new FileArchiveStore(decodeURIComponent(u.pathname));
+  if (u.protocol === 'webhdfs:') return new WebHdfsArchiveStore(url);
   throw invalidArgument(`archive location ${url}: unsupported scheme ${u.protocol} (use file:// or webhdfs://)`);
 }

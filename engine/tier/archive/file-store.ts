@@ -92,7 +92,10 @@ export class FileArchiveStore implements ArchiveStore {
   }
 
   async read(path: string, offset: number, length: number): Promise<Buffer> {
-    const fh = await open(this.abs(path), 'r');
+    const fh = await open(this.abs(path), 'r').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') throw new EngineError('ARCHIVE_NOT_FOUND', `archive file ${this.url}/${path} does not exist`, { path });
+      throw storageError(`opening ${path}`, err);
+    });
     try {
       const buf = Buffer.allocUnsafe(length);
       let done = 0;
