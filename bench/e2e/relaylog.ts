@@ -14,11 +14,24 @@ const PRODUCE_WINDOW = 8;
 
 /** relaylog as a real server process (`relaylog serve`), driven through its gRPC client. */
 export class RelaylogSystem implements LogSystem {
-  readonly name = 'relaylog (single node)';
-  readonly durability = 'acked after fdatasync (fsync=always, group commit): survives a process crash and a power loss';
+  readonly name: string;
+  readonly durability: string;
   private child: ChildProcess | null = null;
   private client: RelaylogClient | null = null;
   private dir = '';
+
+  /**
+   * `fsync`: 'always' (the default: acked after fdatasync) or 'interval' (fsync once a second, acked
+   * on write: the durability Redis's appendfsync everysec and JetStream's defaults give), so that
+   * each peer is compared at the durability it offers.
+   */
+  constructor(private readonly fsync: 'always' | 'interval' = 'always') {
+    this.name = fsync === 'always' ? 'relaylog (single node)' : 'relaylog (fsync every 1 s)';
+    this.durability =
+      fsync === 'always'
+        ? 'acked after fdatasync (fsync=always, group commit): survives a process crash and a power loss'
+        : 'acked after write(), fsynced every second: survives a process crash, loses up to ~1 s on a power loss';
+  }
 
   async start(): Promise<void> {
     this.dir = mkdtempSync(join(tmpdir(), 'bench-relaylog-'));
@@ -34,7 +47,8 @@ export class RelaylogSystem implements LogSystem {
   }
 
   async createTopic(topic: string): Promise<void> {
-    await this.client!.createTopic(topic, { partitions: 1, config: { 'segment.bytes': String(256 * 1024 * 1024) } });
+    const flush = this.fsync === 'interval' ? { 'flush.ms': '1000', 'flush.messages': '9223372036854775807' } : {};
+    await this.client!.createTopic(topic, { partitions: 1, config: { 'segment.bytes': String(256 * 1024 * 1024), ...flush } });
   }
 
   /** Records batched into ~1 MiB RecordBatches, up to PRODUCE_WINDOW batches in flight. */

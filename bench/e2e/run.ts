@@ -29,6 +29,7 @@ const stat = (xs: number[]): Stat => {
 export type SystemFactory = () => LogSystem;
 const factories: Record<string, SystemFactory> = {
   relaylog: () => new RelaylogSystem(),
+  'relaylog-interval': () => new RelaylogSystem('interval'),
   jetstream: () => new JetStreamSystem(),
   redis: () => new RedisStreamsSystem(),
 };
