@@ -19,6 +19,7 @@ export class RelaylogSystem implements LogSystem {
   private child: ChildProcess | null = null;
   private client: RelaylogClient | null = null;
   private dir = '';
+  private pipeline: ReturnType<RelaylogClient['producePipeline']> | null = null;
 
   /**
    * `fsync`: 'always' (the default: acked after fdatasync) or 'interval' (fsync once a second, acked
@@ -41,6 +42,7 @@ export class RelaylogSystem implements LogSystem {
   }
 
   async stop(): Promise<void> {
+    this.pipeline?.end();
     this.client?.close();
     await stopProcess(this.child);
     rmSync(this.dir, { recursive: true, force: true });
@@ -65,8 +67,10 @@ export class RelaylogSystem implements LogSystem {
     await Promise.all(inflight);
   }
 
+  /** One record per set on the ordered ProducePipeline stream (what the Producer uses), not a unary call each. */
   async produceOne(topic: string, value: Buffer): Promise<void> {
-    await this.client!.produce(topic, 0, encodeBatch([{ value }]));
+    this.pipeline ??= this.client!.producePipeline();
+    await this.pipeline.send(topic, 0, encodeBatch([{ value }]), 'all');
   }
 
   async replay(topic: string, count: number): Promise<number> {
