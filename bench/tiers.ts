@@ -27,8 +27,9 @@ async function httpLimit(bytes: number): Promise<number> {
     let sent = 0;
     const pump = () => {
       while (sent < bytes) {
-        sent += chunk.length;
-        if (!res.write(chunk)) return void res.once('drain', pump);
+        const n = Math.min(chunk.length, bytes - sent);
+        sent += n;
+        if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) return void res.once('drain', pump);
       }
       res.end();
     };

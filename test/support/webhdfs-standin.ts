@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 /**
@@ -213,9 +213,21 @@ export async function startWebHdfsStandin(o: StandinOptions): Promise<WebHdfsSta
       }
       if (op === 'OPEN') {
         if (!existsSync(local(path))) return notFound(res, path);
-        const all = readFileSync(local(path));
-        const end = t.length === null ? all.length : Math.min(all.length, t.offset + t.length);
-        const slice = all.subarray(Math.min(t.offset, all.length), end);
+        // Only the asked range is read (a DataNode streams the blocks it holds).
+        const size = statSync(local(path)).size;
+        const start = Math.min(t.offset, size);
+        const end = t.length === null ? size : Math.min(size, t.offset + t.length);
+        const slice = Buffer.allocUnsafe(end - start);
+        const fd = openSync(local(path), 'r');
+        try {
+          for (let done = 0; done < slice.length; ) {
+            const n = readSync(fd, slice, done, slice.length - done, start + done);
+            if (n === 0) break;
+            done += n;
+          }
+        } finally {
+          closeSync(fd);
+        }
         if (await fault('datanode', op, req, res, slice)) return;
         res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': slice.length });
         return res.end(slice);
