@@ -74,35 +74,33 @@ function topicCommands(cli: Command, server: () => Option): void {
     });
 }
 
-function serveCommands(cli: Command): void {
-  cli
-    .command('serve')
-    .description('run a single-node log server (Ctrl-C or SIGTERM stops it cleanly)')
+/** The options every server process takes (`serve` and `relay`). */
+function nodeOptions(cmd: Command, archive_help: string): Command {
+  return cmd
     .option('--data <dir>', 'data directory', DEFAULT_DATA_DIR)
     .option('--listen <host:port>', 'address to listen on (port 0 picks a free one)', parseAddress, DEFAULT_LISTEN)
-    .option('--archive <url>', 'archive tier: webhdfs://host:port/path?user=NAME or file:///path')
+    .option('--archive <url>', `${archive_help}: webhdfs://host:port/path?user=NAME or file:///path`)
     .option('--archive-interval <ms>', 'upload eligible sealed segments this often (0: only on `relaylog archive`)', nonNegativeInt('--archive-interval'), 10_000)
     .option('--retention-interval <ms>', 'apply retention this often', positiveInt('--retention-interval'), 30_000)
-    .option('--compaction-interval <ms>', 'compact topics with cleanup.policy=compact this often (0: only on `relaylog compact`)', nonNegativeInt('--compaction-interval'), 60_000)
     .option('--memory <bytes>', 'memory-tier budget for hot tails (0 disables)', nonNegativeInt('--memory'), limits.memory_tier_bytes)
     .option('--metrics <host:port>', 'serve Prometheus metrics over HTTP at http://HOST:PORT/metrics')
-    .option('--log-level <level>', 'pino log level on stderr: debug, info, warn, error', 'info')
+    .option('--log-level <level>', 'pino log level on stderr: debug, info, warn, error', 'info');
+}
+
+function serveCommands(cli: Command): void {
+  nodeOptions(cli.command('serve').description('run a single-node log server (Ctrl-C or SIGTERM stops it cleanly)'), 'archive tier')
+    .option('--compaction-interval <ms>', 'compact topics with cleanup.policy=compact this often (0: only on `relaylog compact`)', nonNegativeInt('--compaction-interval'), 60_000)
     // Imported on use: client commands start faster without the engine (LMDB) loaded.
     .action(async (o: ServeOptions) => (await import('./serve.js')).serve(o));
-  cli
-    .command('relay')
-    .description('run a read-only relay replica: pulls committed batches from an upstream (a cluster node or another relay) and serves consumers and further relays')
-    .requiredOption('--upstream <host:port,...>', 'upstreams in order of preference (failover across the list, failback to the first)')
-    .option('--topics <regex>', 'relay only topics whose name matches')
-    .option('--data <dir>', 'data directory', DEFAULT_DATA_DIR)
-    .option('--listen <host:port>', 'address to listen on (port 0 picks a free one)', parseAddress, DEFAULT_LISTEN)
-    .option('--archive <url>', "the relay's own archive tier: webhdfs://host:port/path?user=NAME or file:///path")
-    .option('--archive-interval <ms>', 'upload eligible sealed segments this often (0: only on `relaylog archive`)', nonNegativeInt('--archive-interval'), 10_000)
-    .option('--retention-interval <ms>', 'apply retention this often', positiveInt('--retention-interval'), 30_000)
+  nodeOptions(
+    cli
+      .command('relay')
+      .description('run a read-only relay replica: pulls committed batches from an upstream (a cluster node or another relay) and serves consumers and further relays')
+      .requiredOption('--upstream <host:port,...>', 'upstreams in order of preference (failover across the list, failback to the first)')
+      .option('--topics <regex>', 'relay only topics whose name matches'),
+    "the relay's own archive tier",
+  )
     .option('--failback <ms>', 'after a failover, try the first upstream again this often', positiveInt('--failback'), 30_000)
-    .option('--memory <bytes>', 'memory-tier budget for hot tails (0 disables)', nonNegativeInt('--memory'), limits.memory_tier_bytes)
-    .option('--metrics <host:port>', 'serve Prometheus metrics over HTTP at http://HOST:PORT/metrics')
-    .option('--log-level <level>', 'pino log level on stderr: debug, info, warn, error', 'info')
     .action(async (o: ServeOptions & { upstream: string; topics?: string; failback: number }) => {
       const upstreams = o.upstream.split(',').map((a) => parseAddress(a.trim()));
       let topics: RegExp | undefined;
