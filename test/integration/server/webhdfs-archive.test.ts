@@ -100,6 +100,9 @@ describe('archive tier over WebHDFS (stand-in) through the server', () => {
     while (Date.now() < until && !hdfs.log.slice(seen).some((l) => l.at === 'datanode' && l.op === 'CREATE')) await new Promise((r) => setTimeout(r, 20));
     expect(await stop('SIGKILL')).toBeNull();
     await pending;
+    // The dead server's request is still at the slow DataNode; let it land (as an orphan temp file)
+    // before the restart, so the next upload of that segment finds and removes it.
+    await new Promise((r) => setTimeout(r, 3500));
     c = await start();
     const r = await c.archive();
     expect({ failures: r.failures, last_error: r.last_error }).toEqual({ failures: 0, last_error: '' });
