@@ -827,6 +827,9 @@ async function doCrash(h: Harness, c: Extract<Cmd, { t: 'crash' }>): Promise<voi
   const floor = active.durable_bytes;
   const flips: Flip[] = [];
   const applied: string[] = [];
+  // Torn writes that reached the disk in part. Bytes appended after one (zeros, or the start of
+  // the next torn write) can complete it by coincidence: then the disk really holds that batch.
+  const torn_partial = new Map<number, ModelBatch>();
   let size = statSync(path).size;
   for (const d of c.damage) {
     switch (d.kind) {
@@ -882,6 +885,7 @@ async function doCrash(h: Harness, c: Extract<Cmd, { t: 'crash' }>): Promise<voi
         const keep = d.whole ? mb.bytes.length : Math.max(1, Math.floor(d.frac * mb.bytes.length));
         appendFileSync(path, mb.bytes.subarray(0, keep));
         if (keep === mb.bytes.length) active_layout.set(size, { mb, size: keep });
+        else torn_partial.set(size, mb);
         applied.push(`torn@${size}:${tbase}+${keep}/${mb.bytes.length}`);
         size += keep;
         break;
@@ -947,7 +951,12 @@ async function doCrash(h: Harness, c: Extract<Cmd, { t: 'crash' }>): Promise<voi
     m.push(mb);
   }
   for (const wb of w.batches) {
-    const e = active_layout.get(wb.position);
+    let e = active_layout.get(wb.position);
+    const partial = torn_partial.get(wb.position);
+    if (!e && partial && partial.bytes.length === wb.size && partial.bytes.equals(damaged.subarray(wb.position, wb.position + wb.size))) {
+      count('crash.torn_completed_by_later_bytes');
+      e = { mb: partial, size: wb.size };
+    }
     if (!e || e.size !== wb.size) fail(`${story}: test bug: a sound batch at byte ${wb.position} that was never written there`);
     const bytes = Buffer.from(e.mb.bytes);
     // Only the leader epoch (outside the CRC, like the offset) can be flipped without detection.
