@@ -1,6 +1,6 @@
-import { gunzipSync } from 'node:zlib';
 import { assert } from '../base/assert.js';
 import { corruptBatch, invalidArgument, invalidBatch } from '../base/errors.js';
+import { decompressSection } from './codecs.js';
 import { crc32c } from './crc32c.js';
 import { readZigzag, writeZigzag, zigzagSize } from './varint.js';
 
@@ -277,24 +277,12 @@ export function splitRecordSet(buf: Buffer): Buffer[] {
 export function recordsSection(batch: Buffer): Buffer {
   const attrs = batch.readInt16BE(F_ATTRIBUTES);
   const body = batch.subarray(BATCH_HEADER_BYTES, batch.readInt32BE(F_BATCH_LENGTH) + LOG_OVERHEAD_BYTES);
-  switch (attrs & COMPRESSION_MASK) {
-    case Compression.none:
-      return body;
-    case Compression.gzip:
-      try {
-        return gunzipSync(body);
-      } catch (err) {
-        // zlib throws plain Errors (code Z_DATA_ERROR, Z_BUF_ERROR...): report them as what they are.
-        throw corruptBatch(`gzip records section does not decompress: ${(err as Error).message}`);
-      }
-    default:
-      throw invalidBatch(`compression codec ${attrs & COMPRESSION_MASK} is not supported for decoding yet`);
-  }
+  return decompressSection(attrs & COMPRESSION_MASK, body);
 }
 
 /**
  * Calls `fn` for each record of a batch, lazily decoding key/value as views (no copies).
- * Throws CORRUPT_BATCH if a record runs past its bounds or a gzip section does not decompress.
+ * Throws CORRUPT_BATCH if a record runs past its bounds or a compressed section does not decompress.
  */
 export function forEachRecord(batch: Buffer, fn: (r: DecodedRecord) => void | boolean): void {
   const base_offset = batchBaseOffset(batch);

@@ -33,6 +33,8 @@ interface OpenTopic {
  */
 export class LogStore {
   private topics = new Map<string, OpenTopic>();
+  /** Names whose createTopic is under way (reserved before its first await). */
+  private readonly creating = new Set<string>();
   private state: 'open' | 'closing' | 'closed' = 'open';
   private retention_timer: NodeJS.Timeout | null = null;
 
@@ -222,20 +224,26 @@ export class LogStore {
   async createTopic(name: string, config: Partial<TopicConfig> = {}, opts: { created_ms?: number } = {}): Promise<TopicInfo> {
     this.checkOpen();
     validateTopicName(name);
-    if (this.topics.has(name)) throw topicExists(name);
-    const info: TopicInfo = { name, config: resolveTopicConfig(config, this.opts.topic_defaults), created_ms: opts.created_ms ?? this.opts.clock.now_ms() };
-    const tdir = join(this.dir, 'topics', name);
-    await mkdir(tdir, { recursive: true });
-    // topic.json appears atomically: written aside, fsynced, renamed.
-    const tmp = join(tdir, `${TOPIC_FILE}.tmp`);
-    await writeFile(tmp, JSON.stringify(info, null, 2));
-    const fh = await openFile(tmp, 'r');
-    await fh.sync();
-    await fh.close();
-    await rename(tmp, join(tdir, TOPIC_FILE));
-    if (this.topics.has(name)) throw topicExists(name); // lost a race with a concurrent create
-    this.topics.set(name, { info, partitions: await this.openPartitions(info) });
-    return info;
+    // The name is reserved before the first await: a concurrent create of the same name gets
+    // TOPIC_EXISTS, never a half-written topic dir or a raw ENOENT from the loser's rename.
+    if (this.topics.has(name) || this.creating.has(name)) throw topicExists(name);
+    this.creating.add(name);
+    try {
+      const info: TopicInfo = { name, config: resolveTopicConfig(config, this.opts.topic_defaults), created_ms: opts.created_ms ?? this.opts.clock.now_ms() };
+      const tdir = join(this.dir, 'topics', name);
+      await mkdir(tdir, { recursive: true });
+      // topic.json appears atomically: written aside, fsynced, renamed.
+      const tmp = join(tdir, `${TOPIC_FILE}.tmp`);
+      await writeFile(tmp, JSON.stringify(info, null, 2));
+      const fh = await openFile(tmp, 'r');
+      await fh.sync();
+      await fh.close();
+      await rename(tmp, join(tdir, TOPIC_FILE));
+      this.topics.set(name, { info, partitions: await this.openPartitions(info) });
+      return info;
+    } finally {
+      this.creating.delete(name);
+    }
   }
 
   async deleteTopic(name: string): Promise<void> {

@@ -84,6 +84,8 @@ function nodeOptions(cmd: Command, archive_help: string): Command {
     .option('--retention-interval <ms>', 'apply retention this often', positiveInt('--retention-interval'), 30_000)
     .option('--memory <bytes>', 'memory-tier budget for hot tails (0 disables)', nonNegativeInt('--memory'), limits.memory_tier_bytes)
     .option('--metrics <host:port>', 'serve Prometheus metrics over HTTP at http://HOST:PORT/metrics')
+    .option('--kafka-listen <host:port>', 'also speak the Kafka wire protocol on HOST:PORT, for existing Kafka clients (docs/kafka.md)', parseAddress)
+    .option('--kafka-advertised <host:port>', 'the address Kafka clients are told to connect to (default: the --kafka-listen address)', parseAddress)
     .option('--log-level <level>', 'pino log level on stderr: debug, info, warn, error', 'info');
 }
 

@@ -12,6 +12,8 @@ export interface ServeOptions {
   /** Relays keep their copies byte-identical to the upstream's: they do not compact (0). */
   compactionInterval?: number;
   metrics?: string;
+  kafkaListen?: string;
+  kafkaAdvertised?: string;
   memory: number;
   logLevel: string;
   relay?: { upstreams: string[]; topics?: RegExp; failback_ms?: number };
@@ -33,9 +35,12 @@ export async function serve(o: ServeOptions): Promise<void> {
     logger,
     ...(o.relay ? { relay: o.relay } : {}),
     ...(o.metrics !== undefined ? { metrics_listen: o.metrics } : {}),
+    ...(o.kafkaListen !== undefined ? { kafka_listen: o.kafkaListen } : {}),
+    ...(o.kafkaAdvertised !== undefined ? { kafka_advertised: o.kafkaAdvertised } : {}),
   });
   process.stdout.write(`relaylog listening on ${server.address}\n`);
   if (server.metricsAddress) process.stdout.write(`relaylog metrics on http://${server.metricsAddress}/metrics\n`);
+  if (server.kafkaAddress) process.stdout.write(`relaylog kafka listening on ${server.kafkaAddress}\n`);
   logger.info({ address: server.address, data: o.data, archive: o.archive ?? null, relay_of: o.relay?.upstreams ?? null }, 'serving');
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {

@@ -12,6 +12,7 @@ import { logService } from './log-service.js';
 import { shuttingDown } from './status.js';
 import { RelayRunner } from '../../replication/relay/relay-runner.js';
 import { ServerMetrics } from '../metrics.js';
+import { KafkaListener } from '../kafka/index.js';
 
 export interface ServerOptions {
   /** The data dir and engine options; the store is opened (and its lock taken) by start(). */
@@ -24,6 +25,10 @@ export interface ServerOptions {
   relay?: { upstreams: string[]; topics?: RegExp; topic_poll_ms?: number; failback_ms?: number };
   /** HOST:PORT for the Prometheus /metrics endpoint (absent: none). */
   metrics_listen?: string;
+  /** HOST:PORT for the Kafka wire-protocol listener on the same store (absent: none); see docs/kafka.md. */
+  kafka_listen?: string;
+  /** HOST:PORT Kafka clients are told to connect to (default: the bound address). */
+  kafka_advertised?: string;
 }
 
 /**
@@ -42,6 +47,7 @@ export class LogServer {
   private relay: RelayRunner | null = null;
   readonly metrics: ServerMetrics;
   private metrics_address: string | null = null;
+  private kafka: KafkaListener | null = null;
 
   private constructor(private readonly store: LogStore, private readonly opts: ServerOptions, readonly limits: ServerLimits) {
     // Every open call listens for the stop signal: as many listeners as calls, by design.
@@ -80,8 +86,19 @@ export class LogServer {
       server.bound = `${host}:${port}`;
       server.relay?.start();
       if (opts.metrics_listen !== undefined) server.metrics_address = await server.metrics.serve(opts.metrics_listen);
+      if (opts.kafka_listen !== undefined) {
+        server.kafka = await KafkaListener.start({
+          store,
+          listen: opts.kafka_listen,
+          logger: opts.logger,
+          ...(opts.kafka_advertised !== undefined ? { advertised: opts.kafka_advertised } : {}),
+          ...(opts.relay ? { relay: { upstreams: opts.relay.upstreams } } : {}),
+        });
+      }
     } catch (err) {
       server.grpc.forceShutdown();
+      await server.relay?.stop();
+      await server.metrics.close();
       await store.close();
       // grpc-js wraps the socket error: "No address added out of total 1 resolved errors: [listen EADDRINUSE: ...]".
       const why = /errors: \[(.*)\]$/.exec((err as Error).message)?.[1] ?? (err as Error).message;
@@ -93,6 +110,11 @@ export class LogServer {
   /** HOST:PORT of the /metrics endpoint, when one was asked for. */
   get metricsAddress(): string | null {
     return this.metrics_address;
+  }
+
+  /** HOST:PORT of the Kafka listener, when one was asked for. */
+  get kafkaAddress(): string | null {
+    return this.kafka?.address ?? null;
   }
 
   /** HOST:PORT the server is bound to (the real port when started with port 0). */
@@ -137,6 +159,8 @@ export class LogServer {
 
   private async doStop(): Promise<void> {
     this.stopping.abort();
+    // Kafka clients first: the listener drains its requests and waits for its appends; the store stays open until the end.
+    await this.kafka?.stop();
     let timer: NodeJS.Timeout | undefined;
     const drained = new Promise<boolean>((resolve) => this.grpc.tryShutdown(() => resolve(true)));
     const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), this.limits.shutdown_drain_max_ms)));

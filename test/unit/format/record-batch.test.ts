@@ -4,6 +4,8 @@
  * independently built batches live in test/golden/.
  */
 import { gzipSync } from 'node:zlib';
+import { compressFrameSync as lz4Frame } from 'lz4-napi';
+import { compressSync as snappyCompressSync } from 'snappy';
 import { describe, expect, test } from 'vitest';
 import { AssertionError } from '../../../engine/base/assert.js';
 import { EngineError, isEngineError } from '../../../engine/base/errors.js';
@@ -60,6 +62,8 @@ function reseal(b: Buffer): Buffer {
 }
 
 /** The same batch with its records section gzip-compressed, as a Kafka producer would send it. */
+const snappyCompress = (b: Buffer): Buffer => snappyCompressSync(b) as Buffer;
+
 function gzipped(plain: Buffer, extraAttributes = 0): Buffer {
   const gz = Buffer.concat([plain.subarray(0, BATCH_HEADER_BYTES), gzipSync(plain.subarray(BATCH_HEADER_BYTES))]);
   gz.writeInt16BE(Compression.gzip | extraAttributes, F_ATTRIBUTES);
@@ -625,15 +629,61 @@ describe('compressed batches', () => {
     engineError(() => decodeRecords(truncated), 'CORRUPT_BATCH');
   });
 
-  test('snappy, lz4 and zstd batches are stored as they are but not decoded (INVALID_BATCH)', () => {
-    for (const codec of [Compression.snappy, Compression.lz4, Compression.zstd]) {
-      const b = Buffer.from(plain);
-      b.writeInt16BE(codec, F_ATTRIBUTES);
-      reseal(b);
-      expect(checkBatch(b)).toBeNull();
-      expect(splitRecordSet(b)).toHaveLength(1);
-      const e = engineError(() => decodeRecords(b), 'INVALID_BATCH');
-      expect(e.message).toMatch(new RegExp(`compression codec ${codec}`));
+  /** `plain` with its records section replaced by `section` and the codec bits set (CRC recomputed). */
+  const withSection = (codec: number, section: Buffer): Buffer => {
+    const b = Buffer.concat([plain.subarray(0, BATCH_HEADER_BYTES), section]);
+    b.writeInt16BE(codec, F_ATTRIBUTES);
+    return reseal(b);
+  };
+  const records = plain.subarray(BATCH_HEADER_BYTES);
+  /** Java's and kafka-python's snappy framing: the xerial header, then [int32 length][raw block]... */
+  const xerial = (blocks: Buffer[]): Buffer => {
+    const header = Buffer.from([0x82, 0x53, 0x4e, 0x41, 0x50, 0x50, 0x59, 0x00, 0, 0, 0, 1, 0, 0, 0, 1]);
+    const framed = blocks.map((raw) => {
+      const len = Buffer.alloc(4);
+      len.writeInt32BE(raw.length);
+      return Buffer.concat([len, raw]);
+    });
+    return Buffer.concat([header, ...framed]);
+  };
+  // `zstd -c` of THREE's records section (zstd 1.5.4): fzstd decodes, nothing here encodes zstd.
+  const ZSTD_THREE = '28b52ffd04587901001c000000066b65790a76616c7565002c000a02010c7365636f6e64020a74726163650661626310001304046b330100ffa1cbb4';
+
+  test.each([
+    ['snappy, raw (librdkafka)', Compression.snappy, () => snappyCompress(records)],
+    ['snappy, xerial framing in one block (Java, kafka-python)', Compression.snappy, () => xerial([snappyCompress(records)])],
+    ['snappy, xerial framing in two blocks', Compression.snappy, () => xerial([snappyCompress(records.subarray(0, 20)), snappyCompress(records.subarray(20))])],
+    ['lz4 frame', Compression.lz4, () => lz4Frame(records)],
+    ['zstd frame', Compression.zstd, () => Buffer.from(ZSTD_THREE, 'hex')],
+  ])('%s: validates and decodes like the plain batch', (_name, codec, section) => {
+    const b = withSection(codec, section());
+    expect(checkBatch(b)).toBeNull();
+    expect(splitRecordSet(b)).toHaveLength(1);
+    expect(recordsSection(b).equals(records)).toBe(true);
+    expect(plainRecords(decodeRecords(b))).toEqual(plainRecords(decodeRecords(plain)));
+  });
+
+  test.each([
+    ['snappy', Compression.snappy],
+    ['lz4', Compression.lz4],
+    ['zstd', Compression.zstd],
+  ])('a %s section that does not decompress is CORRUPT_BATCH, naming the codec', (name, codec) => {
+    const b = withSection(codec, Buffer.from('definitely not compressed, whatever the codec'));
+    expect(checkBatch(b)).toBeNull(); // the CRC is fine: the producer sent this
+    const e = engineError(() => decodeRecords(b), 'CORRUPT_BATCH');
+    expect(e.message).toContain(`${name} records section does not decompress`);
+  });
+
+  test('a xerial snappy block whose length runs past the section is CORRUPT_BATCH', () => {
+    const framed = xerial([snappyCompress(records)]);
+    framed.writeInt32BE(framed.length, 16);
+    engineError(() => decodeRecords(withSection(Compression.snappy, framed)), 'CORRUPT_BATCH');
+  });
+
+  test('codec ids 5-7 (which Kafka does not define) are INVALID_BATCH', () => {
+    for (const codec of [5, 6, 7]) {
+      const e = engineError(() => decodeRecords(withSection(codec, Buffer.from(records))), 'INVALID_BATCH');
+      expect(e.message).toMatch(new RegExp(`compression codec ${codec} is not one Kafka defines`));
     }
   });
 });

@@ -169,6 +169,30 @@ describe('bad input gets a named error and changes nothing', () => {
     }
   });
 
+  test('concurrent creates of one name: exactly one wins, the others get TOPIC_EXISTS, and the topic is whole', async () => {
+    const s = await LogStore.open({ dir, disk_free_floor_bytes: 0 });
+    try {
+      const results = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => s.createTopic('race', { partitions: 1 + (i % 3) })));
+      const won = results.filter((r) => r.status === 'fulfilled');
+      expect(won).toHaveLength(1);
+      for (const r of results) if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: 'TOPIC_EXISTS' });
+      const partitions = (won[0] as PromiseFulfilledResult<{ config: { partitions: number } }>).value.config.partitions;
+      expect(s.topic('race').config.partitions).toBe(partitions);
+      await s.partition('race', partitions - 1).append(batchOf(2, 'after-race'));
+    } finally {
+      await s.close();
+    }
+    // And it reopens as that one topic.
+    const again = await LogStore.open({ dir, disk_free_floor_bytes: 0 });
+    try {
+      expect(again.listTopics().map((t) => t.name)).toEqual(['race']);
+      const p = again.partition('race', again.topic('race').config.partitions - 1);
+      expect((await readAll(p)).length).toBe(2);
+    } finally {
+      await again.close();
+    }
+  });
+
   test('appends after close are refused with CLOSED; close is idempotent and waits for in-flight appends', async () => {
     const s = await LogStore.open({ dir, disk_free_floor_bytes: 0 });
     await s.createTopic('t');

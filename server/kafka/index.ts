@@ -1,0 +1,2 @@
+export { KafkaListener, type KafkaListenerOptions } from './listener.js';
+export { kafkaLimits, type KafkaLimits } from './limits.js';
