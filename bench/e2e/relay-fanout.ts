@@ -29,7 +29,7 @@ const NS = (process.env.RELAY_BENCH_N ?? '4,8,16,32').split(',').map(Number);
 const STREAM_MB = Number(process.env.RELAY_BENCH_MB ?? 32);
 const VALUE_BYTES = 4096;
 const LIVE_RATE_PER_S = 200;
-const LIVE_SECONDS = 5;
+const LIVE_SECONDS = Number(process.env.RELAY_BENCH_LIVE_S ?? 15);
 const TOPIC = 'stream';
 
 interface Node {
@@ -131,13 +131,17 @@ async function produceStream(origin: Node): Promise<number> {
 }
 
 /**
- * Live latency per level: consumers follow the tail at the origin (level 0), at a first-level relay
- * (1) and at a second-level relay (2) while records are produced at LIVE_RATE_PER_S, each carrying
- * its send time. Returns p50/p99 ms per level.
+ * Live latency: consumers follow the tail at the origin (level 0), at a first-level relay (1) and at
+ * a second-level relay (2) while records are produced at LIVE_RATE_PER_S, each carrying its send
+ * time and a sequence number. Per level: end-to-end p50/p99 (send -> arrival). Per hop: the
+ * distribution, over records, of (arrival at level k) - (arrival at level k-1) for the same record,
+ * which is what a hop adds (the difference of two p99s is not a p99 of anything).
  */
-async function liveLatency(levels: string[], start_offset: number): Promise<Array<{ p50: number; p99: number }>> {
-  const hists = levels.map(() => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 }));
+async function liveLatency(levels: string[], start_offset: number): Promise<{ levels: Array<{ p50: number; p99: number }>; hops: Array<{ p50: number; p99: number; p999: number }> }> {
+  const hist = () => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+  const hists = levels.map(hist);
   const total = LIVE_RATE_PER_S * LIVE_SECONDS;
+  const arrival = levels.map(() => new Float64Array(total).fill(NaN));
   const clients = levels.map((a) => new RelaylogClient(a));
   const done = levels.map((_, i) =>
     (async () => {
@@ -148,6 +152,7 @@ async function liveLatency(levels: string[], start_offset: number): Promise<Arra
         forEachBatch(f.records, (pos, size) => {
           forEachRecord(f.records.subarray(pos, pos + size), (r) => {
             hists[i]!.recordValue(Math.max(1, Math.round((now - Number(r.value!.readDoubleBE(0))) * 1000)));
+            arrival[i]![r.value!.readUInt32BE(8)] = now;
             seen++;
           });
         });
@@ -164,12 +169,18 @@ async function liveLatency(levels: string[], start_offset: number): Promise<Arra
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const v = Buffer.alloc(1024);
     v.writeDoubleBE(performance.timeOrigin + performance.now(), 0);
+    v.writeUInt32BE(i, 8);
     await producer.produce(TOPIC, 0, encodeBatch([{ value: v }]));
   }
   await Promise.all(done);
   producer.close();
   for (const c of clients) c.close();
-  return hists.map((h) => ({ p50: h.getValueAtPercentile(50) / 1000, p99: h.getValueAtPercentile(99) / 1000 }));
+  const hops = levels.slice(1).map((_, k) => {
+    const h = hist();
+    for (let i = 0; i < total; i++) h.recordValue(Math.max(1, Math.round((arrival[k + 1]![i]! - arrival[k]![i]!) * 1000)));
+    return { p50: h.getValueAtPercentile(50) / 1000, p99: h.getValueAtPercentile(99) / 1000, p999: h.getValueAtPercentile(99.9) / 1000 };
+  });
+  return { levels: hists.map((h) => ({ p50: h.getValueAtPercentile(50) / 1000, p99: h.getValueAtPercentile(99) / 1000 })), hops };
 }
 
 async function oneRun() {
@@ -245,12 +256,18 @@ async function main() {
       tree_aggregate_x_tcp: pick('tree_aggregate_mbps') / tcp,
     };
   });
-  const lat = [0, 1, 2].map((lvl) => ({ level: lvl, p50_ms: median(runs.map((r) => r.latency[lvl]!.p50)), p99_ms: median(runs.map((r) => r.latency[lvl]!.p99)) }));
-  const hops = [1, 2].map((h) => ({ hop: h, added_p50_ms: lat[h]!.p50_ms - lat[h - 1]!.p50_ms, added_p99_ms: lat[h]!.p99_ms - lat[h - 1]!.p99_ms }));
+  const lat = [0, 1, 2].map((lvl) => ({ level: lvl, p50_ms: median(runs.map((r) => r.latency.levels[lvl]!.p50)), p99_ms: median(runs.map((r) => r.latency.levels[lvl]!.p99)) }));
+  const spread = (xs: number[]) => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
+  const hops = [1, 2].map((h) => ({
+    hop: h,
+    added_p50_ms: spread(runs.map((r) => r.latency.hops[h - 1]!.p50)),
+    added_p99_ms: spread(runs.map((r) => r.latency.hops[h - 1]!.p99)),
+    added_p999_ms: spread(runs.map((r) => r.latency.hops[h - 1]!.p999)),
+  }));
   const report = { date: new Date().toISOString(), runs: RUNS, stream_mb: STREAM_MB, loopback_tcp_mbps: tcp, rows, latency: lat, hops, live_rate_per_s: LIVE_RATE_PER_S, live_record_bytes: 1024 };
   console.table(rows);
   console.table(lat);
-  console.table(hops);
+  console.table(hops.map((h) => ({ hop: h.hop, p50_ms: h.added_p50_ms.median, p99_ms: h.added_p99_ms.median, p99_min: h.added_p99_ms.min, p99_max: h.added_p99_ms.max, p999_ms: h.added_p999_ms.median })));
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
   writeFileSync(join(ROOT, 'bench/results', `${report.date.slice(0, 10)}-relays.json`), JSON.stringify(report, null, 2));
   mkdirSync(join(ROOT, 'docs/img'), { recursive: true });
