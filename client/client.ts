@@ -9,7 +9,8 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js';
 import { AdminService, LogService } from '../server/proto/load.js';
-import { fromServiceError } from './errors.js';
+import { fromServiceError, RpcError } from './errors.js';
+import { isEngineError } from '../engine/base/errors.js';
 import { ProducePipeline } from './pipeline.js';
 
 /** Where a subscription or consumer starts. */
@@ -41,10 +42,29 @@ export interface PartitionInfo {
   lag_offsets: number;
   lag_ms: number;
   relay_bytes_in: number;
+  /** On a cluster node (0 / empty on a single node; always present in server answers): the Raft leader's node id as this node knows it (0: unknown). */
+  leader_id?: number;
+  raft_term?: number;
+  /** follower | pre_candidate | candidate | leader */
+  raft_role?: string;
+  /** Raft indexes count record batches: the last committed one's and this node's last one's. */
+  commit_index?: number;
+  last_index?: number;
+  /** On the leader: each member's progress, itself included. */
+  replicas?: ReplicaProgress[];
+}
+export interface ReplicaProgress {
+  node_id: number;
+  address: string;
+  match_index: number;
+  lag_entries: number;
+  /** probe | replicate | self */
+  state: string;
 }
 export interface CompactReport {
   partitions: number;
   segments_rewritten: number;
+  segments_merged: number;
   records_removed: number;
   bytes_before: number;
   bytes_after: number;
@@ -104,6 +124,11 @@ export interface ProduceStreamHandle {
 export interface ClientOptions {
   /** Deadline of each unary call (long-poll fetches get their wait on top). */
   deadline_ms?: number;
+  /**
+   * Cluster: how many times one produce follows a NOT_LEADER answer (to the leader it names, or,
+   * during an election, after a short wait) before giving up with it (default 10).
+   */
+  redirects_max?: number;
 }
 
 const AdminClient = makeGenericClientConstructor(AdminService, 'Admin');
@@ -112,36 +137,148 @@ const MESSAGE_MAX_BYTES = 65 * 1024 * 1024;
 const FLOW_CONTROL_WINDOW_BYTES = 16 * 1024 * 1024;
 type Rpc = (req: object, md: Metadata, opts: object, cb: (err: ServiceError | null, res: unknown) => void) => unknown;
 
+interface Connection {
+  readonly admin: Client;
+  readonly log: Client;
+}
+
+const CHANNEL_OPTIONS = {
+  'grpc.max_receive_message_length': MESSAGE_MAX_BYTES,
+  'grpc.max_send_message_length': MESSAGE_MAX_BYTES,
+  // HTTP/2's default 64 KiB receive window would stall a replay between every two frames.
+  'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW_BYTES,
+  // A cluster node that restarts is back within seconds: grpc-js's default reconnect backoff
+  // (growing to two minutes) would keep failing calls to it long after.
+  'grpc.initial_reconnect_backoff_ms': 200,
+  'grpc.max_reconnect_backoff_ms': 2_000,
+};
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 /**
- * A connection to one relaylog server: every Admin and Log call, typed. Failed calls reject with
+ * A connection to a relaylog server: every Admin and Log call, typed. Failed calls reject with
  * an EngineError carrying the server's stable `code` (OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC ...) or an
  * RpcError (UNAVAILABLE when the server cannot be reached). `close()` when done.
+ *
+ * A cluster: `address` may list several nodes (`host1:port,host2:port,...`); calls go to the first
+ * unless it was found unreachable. Produce follows NOT_LEADER answers to the partition's leader
+ * (the `relaylog-leader` trailer) and remembers it per partition; during an election (no leader
+ * known yet) it waits briefly and asks again, at most `redirects_max` times. A produce that fails
+ * with UNAVAILABLE is not retried here (it may or may not have been appended); the next one goes to
+ * another node.
  */
 export class RelaylogClient {
+  /** The first node of the list: where admin, fetch and subscribe calls go. */
+  readonly address: string;
+  /** Every node given. */
+  readonly addresses: readonly string[];
   private readonly admin: Client;
   private readonly log: Client;
   private readonly deadline_ms: number;
+  private readonly redirects_max: number;
+  private readonly conns = new Map<string, Connection>();
+  /** Cluster: the leader last seen per `topic/partition`. */
+  private readonly leaders = new Map<string, string>();
+  /** Cluster: which node of `addresses` unrouted produce goes to (moves on when one is unreachable). */
+  private produce_node = 0;
+  /** Cluster: nodes found unreachable, until when (ms); redirects to them wait instead. */
+  private readonly down = new Map<string, number>();
 
-  constructor(readonly address: string, opts: ClientOptions = {}) {
-    const channel = {
-      'grpc.max_receive_message_length': MESSAGE_MAX_BYTES,
-      'grpc.max_send_message_length': MESSAGE_MAX_BYTES,
-      // HTTP/2's default 64 KiB receive window would stall a replay between every two frames.
-      'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW_BYTES,
-    };
-    this.admin = new AdminClient(address, credentials.createInsecure(), channel);
-    // Same address and options: grpc-js's subchannel pool gives both clients one connection.
-    this.log = new LogClient(address, credentials.createInsecure(), channel);
+  constructor(address: string, opts: ClientOptions = {}) {
+    const list = address.split(',').map((a) => a.trim()).filter((a) => a !== '');
+    this.addresses = list.length > 0 ? list : [address];
+    this.address = this.addresses[0]!;
+    const primary = this.conn(this.address);
+    this.admin = primary.admin;
+    this.log = primary.log;
     this.deadline_ms = opts.deadline_ms ?? 60_000;
+    this.redirects_max = opts.redirects_max ?? 10;
   }
 
-  private call<T>(client: Client, method: string, req: object, extra_ms = 0): Promise<T> {
+  private conn(address: string): Connection {
+    let c = this.conns.get(address);
+    if (c === undefined) {
+      // Same address and options: grpc-js's subchannel pool gives both clients one connection.
+      c = { admin: new AdminClient(address, credentials.createInsecure(), CHANNEL_OPTIONS), log: new LogClient(address, credentials.createInsecure(), CHANNEL_OPTIONS) };
+      this.conns.set(address, c);
+    }
+    return c;
+  }
+
+  private call<T>(client: Client, method: string, req: object, extra_ms = 0, address = this.address): Promise<T> {
     const rpc = (client as unknown as Record<string, Rpc>)[method]!.bind(client);
     return new Promise((resolve, reject) => {
       rpc(req, new Metadata(), { deadline: Date.now() + this.deadline_ms + extra_ms }, (err, res) =>
-        err ? reject(fromServiceError(err, this.address)) : resolve(res as T),
+        err ? reject(fromServiceError(err, address)) : resolve(res as T),
       );
     });
+  }
+
+  /** Where a produce to `topic/partition` goes first: its known leader, else the current node of the list. */
+  leaderFor(topic: string, partition: number): string {
+    const leader = this.leaders.get(`${topic}/${partition}`);
+    if (leader !== undefined && !this.isDown(leader)) return leader;
+    for (let i = 0; i < this.addresses.length; i++) {
+      const a = this.addresses[(this.produce_node + i) % this.addresses.length]!;
+      if (!this.isDown(a)) return a;
+    }
+    return this.addresses[this.produce_node % this.addresses.length]!;
+  }
+
+  private isDown(address: string): boolean {
+    const until = this.down.get(address);
+    if (until === undefined) return false;
+    if (Date.now() < until) return true;
+    this.down.delete(address);
+    return false;
+  }
+
+  /**
+   * Learns from a failed produce: a NOT_LEADER naming the leader is remembered; an unknown leader
+   * or an unreachable node is forgotten (and the next produce tries the next node of the list).
+   * Returns the leader to retry at, or null.
+   */
+  private learn(topic: string, partition: number, address: string, err: unknown): string | null {
+    const key = `${topic}/${partition}`;
+    if (isEngineError(err, 'NOT_LEADER')) {
+      const leader = err.details.leader;
+      // A leader just found unreachable is one the others have not noticed is gone yet: wait for the election.
+      if (typeof leader === 'string' && leader !== '' && leader !== address && !this.isDown(leader)) {
+        this.leaders.set(key, leader);
+        return leader;
+      }
+      this.leaders.delete(key);
+      if (this.addresses.length > 1) this.produce_node = (this.addresses.indexOf(address) + 1) % this.addresses.length;
+      return null;
+    }
+    if (err instanceof RpcError && err.code === 'UNAVAILABLE') {
+      this.down.set(address, Date.now() + 1_000);
+      if (this.leaders.get(key) === address) this.leaders.delete(key);
+      if (this.addresses.length > 1 && this.addresses[this.produce_node % this.addresses.length] === address) this.produce_node = (this.produce_node + 1) % this.addresses.length;
+    }
+    return null;
+  }
+
+  /** Runs a produce at the partition's leader, following NOT_LEADER answers (nothing was appended on those). */
+  private async routed<T>(topic: string, partition: number, fn: (c: Connection, address: string) => Promise<T>): Promise<T> {
+    let address = this.leaderFor(topic, partition);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fn(this.conn(address), address);
+      } catch (err) {
+        const leader = this.learn(topic, partition, address, err);
+        // Refused before a connection existed, the request never left: as safe to retry as NOT_LEADER.
+        const never_sent = err instanceof RpcError && err.code === 'UNAVAILABLE' && /No connection established/.test(err.message);
+        if (!(isEngineError(err, 'NOT_LEADER') || never_sent) || attempt >= this.redirects_max) throw err;
+        if (leader === null) {
+          // No leader known there yet (an election is under way): wait a little, ask again.
+          await sleep(Math.min(1_000, 50 * 2 ** Math.min(attempt, 5)));
+          address = this.leaderFor(topic, partition);
+        } else {
+          address = leader;
+        }
+      }
+    }
   }
 
   // ------------------------------------------------------------------ admin
@@ -171,7 +308,8 @@ export class RelaylogClient {
 
   /** Appends a record set (one or more RecordBatch v2 batches, e.g. from encodeBatch). */
   produce(topic: string, partition: number, records: Buffer, acks: 'all' | 'leader' = 'all'): Promise<ProduceResult> {
-    return this.call(this.log, 'Produce', { topic, partition, records, acks: acks === 'all' ? 'ACKS_ALL' : 'ACKS_LEADER' });
+    const req = { topic, partition, records, acks: acks === 'all' ? 'ACKS_ALL' : 'ACKS_LEADER' };
+    return this.routed(topic, partition, (c, address) => this.call(c.log, 'Produce', req, 0, address));
   }
 
   /**
@@ -180,8 +318,16 @@ export class RelaylogClient {
    */
   producePipeline(): ProducePipeline {
     type Open = (md: Metadata) => ClientDuplexStream<object, ProduceResult>;
-    const open = (this.log as unknown as Record<string, Open>).ProducePipeline!.bind(this.log);
-    return new ProducePipeline(() => open(new Metadata()), this.address);
+    // A stream opens at the leader of the partition of its first record set (cluster), and the
+    // leader is learnt from its failure: the Producer's retry then goes to the right node.
+    return new ProducePipeline(
+      (topic, partition) => {
+        const address = this.leaderFor(topic, partition);
+        const log = this.conn(address).log;
+        return { stream: (log as unknown as Record<string, Open>).ProducePipeline!.call(log, new Metadata()), address };
+      },
+      (topic, partition, address, err) => void this.learn(topic, partition, address, err),
+    );
   }
 
   /** A client stream of record sets for pipelines: one answer at the end. */
@@ -249,7 +395,9 @@ export class RelaylogClient {
   }
 
   close(): void {
-    this.admin.close();
-    this.log.close();
+    for (const c of this.conns.values()) {
+      c.admin.close();
+      c.log.close();
+    }
   }
 }

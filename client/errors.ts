@@ -3,6 +3,8 @@ import { ERROR_SPECS, EngineError, type ErrorCode } from '../engine/base/errors.
 
 /** The trailer in which the server sends an EngineError's stable code (server/rpc/status.ts). */
 const CODE_TRAILER = 'relaylog-code';
+/** NOT_LEADER from a cluster node: the partition leader's HOST:PORT, when the node knows it. */
+const LEADER_TRAILER = 'relaylog-leader';
 
 const STATUS_NAMES = Object.fromEntries(Object.entries(status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v, k])) as Record<number, string>;
 
@@ -29,7 +31,10 @@ const isErrorCode = (c: unknown): c is ErrorCode => typeof c === 'string' && Obj
 export function fromServiceError(err: ServiceError, address: string): EngineError | RpcError {
   const code = err.metadata instanceof Metadata ? err.metadata.get(CODE_TRAILER)[0] : undefined;
   const details = err.details || err.message;
-  if (isErrorCode(code)) return new EngineError(code, details);
+  if (isErrorCode(code)) {
+    const leader = err.metadata instanceof Metadata ? err.metadata.get(LEADER_TRAILER)[0] : undefined;
+    return new EngineError(code, details, typeof leader === 'string' && leader !== '' ? { leader } : {});
+  }
   const name = STATUS_NAMES[err.code] ?? `STATUS_${err.code}`;
   // grpc-js appends a resolver note to connection failures that says nothing to a person.
   if (err.code === status.UNAVAILABLE) return new RpcError(name, err.code, `cannot reach relaylog server at ${address}: ${details.replace(/\.? ?Resolution note:.*$/s, '')}`);

@@ -4,6 +4,7 @@ export {
   type StartPosition,
   type TopicDescription,
   type PartitionInfo,
+  type ReplicaProgress,
   type ArchiveReport,
   type CompactReport,
   type ProduceResult,

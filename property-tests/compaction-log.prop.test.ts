@@ -2,7 +2,8 @@
  * Compaction through the real engine against a model (issue 8): random keyed appends and
  * tombstones, rolls, compactions, clean reopens, crashes (abandon: no fsync, no clean close) and
  * crashes cut into a compaction (the rewritten copy left aside unrenamed, or renamed with the
- * catalog still describing the original). After every step:
+ * catalog still describing the original), and crashes cut into a merge of small segments (at each
+ * of its steps, through the engine's test hooks). After every step:
  *  - the latest value of every live key is readable, at the offset the model says;
  *  - every record read is the one appended at that offset (offsets never change);
  *  - offsets read are strictly increasing and end at the high watermark;
@@ -19,9 +20,10 @@ import { readAll } from '../test/support/batches.js';
 import { tempDir } from '../test/support/tmp.js';
 
 const seed = Number(process.env.SEED ?? Date.now() % 2 ** 31);
-const runs = Number(process.env.COMPACTION_RUNS ?? 100);
+const runs = Number(process.env.COMPACTION_RUNS ?? 30);
 /** Across all runs, so the test can show it exercised what it claims. */
-const seen = { rewritten: 0, crash_states: 0, removed: 0 };
+const seen = { rewritten: 0, crash_states: 0, removed: 0, merged: 0, merge_crashes: 0 };
+const MERGE_POINTS = ['merge:written', 'merge:renamed', 'merge:unlinked-one'] as const;
 const T0 = 1_700_000_000_000;
 
 type Cmd =
@@ -30,7 +32,8 @@ type Cmd =
   | { t: 'compact'; advance_ms: number }
   | { t: 'reopen' }
   | { t: 'crash' }
-  | { t: 'crash_in_compaction'; at: 'before_rename' | 'after_rename' };
+  | { t: 'crash_in_compaction'; at: 'before_rename' | 'after_rename' }
+  | { t: 'crash_in_merge'; at: (typeof MERGE_POINTS)[number]; drop_catalog: boolean };
 
 const cmd: fc.Arbitrary<Cmd> = fc.oneof(
   { weight: 8, arbitrary: fc.record({ t: fc.constant('append' as const), keys: fc.array(fc.record({ k: fc.integer({ min: 0, max: 11 }), tombstone: fc.boolean() }), { minLength: 1, maxLength: 8 }) }) },
@@ -39,15 +42,24 @@ const cmd: fc.Arbitrary<Cmd> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ t: 'reopen' as const }) },
   { weight: 1, arbitrary: fc.constant({ t: 'crash' as const }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('crash_in_compaction' as const), at: fc.constantFrom('before_rename' as const, 'after_rename' as const) }) },
+  { weight: 2, arbitrary: fc.record({ t: fc.constant('crash_in_merge' as const), at: fc.constantFrom(...MERGE_POINTS), drop_catalog: fc.boolean() }) },
 );
+
+class SimulatedCrash extends Error {}
 
 test('compaction vs a model: latest values survive, offsets never change, through crashes', async () => {
   console.log(`[compaction-log.prop] seed ${seed} (replay: SEED=${seed} npx vitest run property-tests/compaction-log.prop.test.ts)`);
   await fc.assert(
-    fc.asyncProperty(fc.array(cmd, { minLength: 1, maxLength: 40 }), async (cmds) => {
+    fc.asyncProperty(fc.array(cmd, { minLength: 1, maxLength: 40, size: 'medium' }), async (cmds) => {
       const tmp = tempDir('relaylog-cprop-');
       const clock = new ManualClock(T0);
-      const open = () => LogStore.open({ dir: tmp.dir, clock, disk_free_floor_bytes: 0, retention_check_interval_ms: 0, compaction_interval_ms: 0, memory_tier_bytes: 0 });
+      let crash_at: string | null = null;
+      const hooks = {
+        compaction: (point: string) => {
+          if (point === crash_at) throw new SimulatedCrash(point);
+        },
+      };
+      const open = () => LogStore.open({ dir: tmp.dir, clock, disk_free_floor_bytes: 0, retention_check_interval_ms: 0, compaction_interval_ms: 0, memory_tier_bytes: 0, hooks });
       let store = await open();
       try {
         // 100 ms tombstone retention, tiny segments: compaction has work after a few appends.
@@ -74,6 +86,7 @@ test('compaction vs a model: latest values survive, offsets never change, throug
                 const r = await p().compact();
                 seen.rewritten += r.segments_rewritten;
                 seen.removed += r.records_removed;
+                seen.merged += r.segments_merged;
               }
               break;
             case 'reopen':
@@ -93,7 +106,8 @@ test('compaction vs a model: latest values survive, offsets never change, throug
               const target = sealed[0]!;
               const backup = `${target.path}.orig`;
               copyFileSync(target.path, backup);
-              const r = await p().compact();
+              // Rewrites only: the states rebuilt below are those of one segment's rewrite.
+              const r = await p().compact({ merge: false });
               if (r.segments_rewritten > 0) seen.crash_states++;
               await store.abandon();
               if (c.at === 'before_rename' && r.segments_rewritten > 0) {
@@ -109,6 +123,22 @@ test('compaction vs a model: latest values survive, offsets never change, throug
                 await s2.catalog.flush();
                 await s2.abandon();
               }
+              store = await open();
+              break;
+            }
+            case 'crash_in_merge': {
+              // The process dies at one step of a merge; optionally the catalog is lost too, so
+              // recovery has only the files to go on.
+              crash_at = c.at;
+              const got = await p().compact().then(
+                () => null,
+                (e: unknown) => e,
+              );
+              crash_at = null;
+              if (got !== null && !(got instanceof SimulatedCrash)) throw got;
+              if (got !== null) seen.merge_crashes++;
+              await store.abandon();
+              if (c.drop_catalog) rmSync(join(tmp.dir, 'catalog'), { recursive: true, force: true });
               store = await open();
               break;
             }
@@ -140,7 +170,9 @@ test('compaction vs a model: latest values survive, offsets never change, throug
     }),
     { seed, numRuns: runs },
   );
-  console.log(`[compaction-log.prop] segments rewritten ${seen.rewritten}, records removed ${seen.removed}, crash states built ${seen.crash_states}`);
+  console.log(`[compaction-log.prop] segments rewritten ${seen.rewritten}, merged ${seen.merged}, records removed ${seen.removed}, crash states built ${seen.crash_states}, crashes inside a merge ${seen.merge_crashes}`);
   expect(seen.rewritten).toBeGreaterThan(0);
   expect(seen.crash_states).toBeGreaterThan(0);
-}, 120_000);
+  expect(seen.merged).toBeGreaterThan(0);
+  expect(seen.merge_crashes).toBeGreaterThan(0);
+}, Math.max(120_000, runs * 3000));

@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { closed, storageError } from '../base/errors.js';
 
@@ -7,6 +9,7 @@ import { closed, storageError } from '../base/errors.js';
  *  - oindex:    [topic, partition, batch_base_offset] -> [segment_base, position]   (sparse offset index)
  *  - tindex:    [topic, partition, running_max_ts] -> [batch_base_offset, segment_base, position] (sparse time index)
  *  - groups:    [group, topic, partition] -> GroupOffset
+ *  - raft:      [topic, partition] -> RaftHardState (cluster nodes)
  *  - meta:      string -> any
  *
  * Everything here except `groups` and `meta` can be rebuilt from the segment files
@@ -33,6 +36,13 @@ export interface GroupOffset {
 }
 
 export type PartitionKey = readonly [topic: string, partition: number];
+
+/** Raft's persistent state for one partition (the core's HardState). */
+export interface RaftHardState {
+  term: number;
+  vote: number;
+  commit: number;
+}
 
 /** A sealed segment held by the archive tier (its local copy may be gone). */
 export interface ArchivedSegment {
@@ -73,6 +83,8 @@ export class Catalog {
     readonly epochs: Database<number, (string | number)[]>,
     /** True when the environment was created by this open (nothing to trust, rebuild from segments). */
     readonly fresh: boolean,
+    /** Raft hard state per partition: [topic, partition] -> {term, vote, commit} (cluster nodes only; null when opened read-only without it). */
+    readonly raft: Database<RaftHardState, (string | number)[]> | null = null,
   ) {}
 
   static open(path: string): Catalog {
@@ -93,9 +105,33 @@ export class Catalog {
         env.openDB({ name: 'archived' }),
         env.openDB({ name: 'epochs' }),
         fresh,
+        env.openDB({ name: 'raft' }),
       );
     } catch (err) {
       throw storageError(`opening the LMDB catalog at ${path}`, err);
+    }
+  }
+
+  /**
+   * Opens an existing catalog for reading only (the offline `verify`, `inspect` and `dump` tools):
+   * LMDB's read-only mode, so nothing in `data.mdb` can change; any write method throws. Returns
+   * null when there is no catalog at `path` (it creates nothing). Only LMDB's reader table in
+   * `lock.mdb` is touched, as by any reader.
+   */
+  static openReadOnly(path: string): Catalog | null {
+    if (!existsSync(join(path, 'data.mdb'))) return null;
+    try {
+      const env = open({ path, maxDbs: 16, compression: false, mapSize: 2 ** 34, readOnly: true });
+      const db = <V>(name: string): Database<V, (string | number)[]> => {
+        const d = env.openDB<V, (string | number)[]>({ name }) as Database<V, (string | number)[]> | undefined;
+        if (d === undefined) throw new Error(`the catalog has no "${name}" database`);
+        return d;
+      };
+      const meta = env.openDB<unknown, string>({ name: 'meta' }) as Database<unknown, string> | undefined;
+      if (meta === undefined) throw new Error('the catalog has no "meta" database');
+      return new Catalog(env, db('segments'), db('oindex'), db('tindex'), db('groups'), meta, db('archived'), db('epochs'), false);
+    } catch (err) {
+      throw storageError(`opening the LMDB catalog at ${path} read-only`, err);
     }
   }
 
@@ -150,6 +186,22 @@ export class Catalog {
       if ((key[2] as number) < ts_ms) return { offset: value[0], segment_base: value[1], position: value[2] };
     }
     return null;
+  }
+
+  // ------------------------------------------------------------ Raft hard state
+
+  /** The partition's persisted Raft hard state, or null when it never had one. */
+  getRaftState(p: PartitionKey): RaftHardState | null {
+    this.guard();
+    return this.raft?.get([p[0], p[1]]) ?? null;
+  }
+
+  /** Durable (LMDB commit synced) when it resolves: a vote or an acknowledgement may only leave after. */
+  async putRaftState(p: PartitionKey, hs: RaftHardState): Promise<void> {
+    this.guard();
+    if (this.raft === null) throw closed('the read-only LMDB catalog');
+    await this.raft.put([p[0], p[1]], { term: hs.term, vote: hs.vote, commit: hs.commit });
+    await this.raft.flushed;
   }
 
   // ------------------------------------------------------------ leader epochs
@@ -241,6 +293,7 @@ export class Catalog {
         for (const { key } of db.getRange({ start: [p[0], p[1], -1], end: [p[0], p[1], TS_MAX] })) db.removeSync(key);
       }
       for (const { key } of this.tindex.getRange({ start: [p[0], p[1], TS_MIN], end: [p[0], p[1], TS_MAX] })) this.tindex.removeSync(key);
+      this.raft?.removeSync([p[0], p[1]]);
     });
   }
 
@@ -322,7 +375,7 @@ export class Catalog {
   async close(): Promise<void> {
     if (this.is_closed) return;
     this.is_closed = true;
-    await Promise.all([this.segments, this.oindex, this.tindex, this.groups, this.meta, this.archived].map((db) => db.committed));
+    await Promise.all([this.segments, this.oindex, this.tindex, this.groups, this.meta, this.archived, ...(this.raft ? [this.raft] : [])].map((db) => db.committed));
     await this.segments.flushed;
     await this.env.close();
   }

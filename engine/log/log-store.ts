@@ -9,7 +9,7 @@ import { MemoryTier } from '../tier/memory-tier.js';
 import { statfsFreeBytes } from './disk-space.js';
 import { PartitionLog } from './partition-log.js';
 import { resolveTopicConfig, validateTopicName } from './topic-config.js';
-import type { EngineLogger, StoreOptions, TopicConfig, TopicInfo } from './types.js';
+import type { EngineLogger, StoreOptions, TopicConfig, TopicHooks, TopicInfo } from './types.js';
 import { ArchiveTier } from '../tier/archive-tier.js';
 import { openArchiveStore } from '../tier/archive/archive-store.js';
 
@@ -42,13 +42,24 @@ export class LogStore {
     readonly dir: string,
     private readonly lock: DataDirLock,
     readonly catalog: Catalog,
-    private readonly opts: Required<Omit<StoreOptions, 'topic_defaults' | 'memory_tier_bytes' | 'archive_url' | 'archive_interval_ms' | 'retention_check_interval_ms' | 'compaction_interval_ms' | 'archive_cache_bytes' | 'logger'>> & { topic_defaults: Partial<TopicConfig> },
+    private readonly opts: Required<Omit<StoreOptions, 'topic_defaults' | 'memory_tier_bytes' | 'archive_url' | 'archive_interval_ms' | 'retention_check_interval_ms' | 'compaction_interval_ms' | 'archive_cache_bytes' | 'logger' | 'hooks' | 'raft'>> & { topic_defaults: Partial<TopicConfig>; hooks?: StoreOptions['hooks']; raft: boolean },
     readonly memory: MemoryTier | null,
     private readonly logger: EngineLogger,
   ) {}
 
   /** Leader epoch stamped on batches produced to this node since it opened. */
   node_epoch = 0;
+  private topic_hooks: TopicHooks | null = null;
+
+  /** True when partitions are replicated by Raft (StoreOptions.raft). */
+  get raft(): boolean {
+    return this.opts.raft;
+  }
+
+  /** Registers the one listener told about topics created and deleted from now on (a cluster node's Raft drivers). */
+  setTopicHooks(hooks: TopicHooks | null): void {
+    this.topic_hooks = hooks;
+  }
   /** The archive tier, when the store was opened with `archive_url`. */
   archive: ArchiveTier | null = null;
   private archive_timer: NodeJS.Timeout | null = null;
@@ -69,6 +80,8 @@ export class LogStore {
         free_bytes: options.free_bytes ?? statfsFreeBytes,
         verify_crc_on_read: options.verify_crc_on_read ?? true,
         topic_defaults: options.topic_defaults ?? {},
+        raft: options.raft ?? false,
+        ...(options.hooks ? { hooks: options.hooks } : {}),
       }, memory_bytes > 0 ? new MemoryTier(memory_bytes) : null, options.logger ?? silentLogger);
       if (options.archive_url) {
         store.archive = await ArchiveTier.open({
@@ -130,9 +143,9 @@ export class LogStore {
 
   /** Uploads eligible sealed segments of every partition, then applies retention. Never throws. */
   /** Compacts every partition of compacted topics (or of `topic`); see PartitionLog.compact. */
-  async compact(topic?: string): Promise<{ partitions: number; segments_rewritten: number; records_removed: number; bytes_before: number; bytes_after: number }> {
+  async compact(topic?: string): Promise<{ partitions: number; segments_rewritten: number; segments_merged: number; records_removed: number; bytes_before: number; bytes_after: number }> {
     this.checkOpen();
-    const total = { partitions: 0, segments_rewritten: 0, records_removed: 0, bytes_before: 0, bytes_after: 0 };
+    const total = { partitions: 0, segments_rewritten: 0, segments_merged: 0, records_removed: 0, bytes_before: 0, bytes_after: 0 };
     for (const t of this.topics.values()) {
       if (topic !== undefined && t.info.name !== topic) continue;
       if (t.info.config.cleanup_policy !== 'compact') continue;
@@ -140,6 +153,7 @@ export class LogStore {
         const r = await p.compact();
         total.partitions++;
         total.segments_rewritten += r.segments_rewritten;
+        total.segments_merged += r.segments_merged;
         total.records_removed += r.records_removed;
         total.bytes_before += r.bytes_before;
         total.bytes_after += r.bytes_after;
@@ -207,6 +221,8 @@ export class LogStore {
           memory: this.memory,
           archive: this.archive,
           leader_epoch: () => this.node_epoch,
+          raft: this.opts.raft,
+          ...(this.opts.hooks ? { hooks: this.opts.hooks } : {}),
         }),
       );
     }
@@ -239,7 +255,9 @@ export class LogStore {
       await fh.sync();
       await fh.close();
       await rename(tmp, join(tdir, TOPIC_FILE));
-      this.topics.set(name, { info, partitions: await this.openPartitions(info) });
+      const partitions = await this.openPartitions(info);
+      this.topics.set(name, { info, partitions });
+      this.topic_hooks?.created(info, partitions);
       return info;
     } finally {
       this.creating.delete(name);
@@ -251,6 +269,7 @@ export class LogStore {
     const t = this.topics.get(name);
     if (!t) throw unknownTopic(name);
     this.topics.delete(name);
+    await this.topic_hooks?.deleting(name);
     for (const p of t.partitions) {
       // Archived data goes too, or a later rebuild from the archive would bring the topic back.
       if (this.archive) for (const a of this.archive.list([name, p.partition])) await this.archive.delete([name, p.partition], a);

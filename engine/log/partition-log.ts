@@ -7,6 +7,7 @@ import {
   EngineError,
   batchTooLarge,
   closed,
+  corruptBatch,
   corruptSegment,
   invalidArgument,
   invalidBatch,
@@ -23,13 +24,15 @@ import {
   batchLastOffsetDelta,
   batchLeaderEpoch,
   batchMaxTimestamp,
+  batchSizeAt,
+  checkBatch,
   forEachBatch,
   forEachRecord,
   splitRecordSet,
   stampBatch,
 } from '../format/record-batch.js';
 import { Indexer } from './indexer.js';
-import { recoverPartition } from './recovery.js';
+import { recoverPartition, syncDir } from './recovery.js';
 import { scanSegment } from './segment-scan.js';
 import { Segment } from './segment.js';
 import type { AppendOptions, AppendResult, PartitionStats, ReadResult, TopicConfig } from './types.js';
@@ -60,7 +63,57 @@ export interface PartitionDeps {
   archive: ArchiveTier | null;
   /** Leader epoch stamped on produced batches (the node's incarnation; the Raft term once replicated). */
   leader_epoch: () => number;
+  /** Test hooks: called at named points of multi-step operations; a hook that throws stops the operation there, as a crash would. */
+  hooks?: PartitionHooks;
+  /**
+   * Raft mode (a cluster node): the high watermark is the commit point, set by the replicator
+   * (`advanceHighWatermark`), not the log end; produce goes through the replicator
+   * (`setReplicator`); retention and compaction delete nothing (Raft entries are batch ordinals,
+   * and there are no snapshots yet). See docs/raft.md, "Wiring".
+   */
+  raft?: boolean;
 }
+
+/** Where `append()` goes in Raft mode: the partition's Raft driver (it proposes, then answers per acks). */
+export interface PartitionReplicator {
+  /** `batches` are validated (framing, CRC, record count, size); the replicator owns them. */
+  append(batches: Buffer[], opts: AppendOptions): Promise<AppendResult>;
+}
+
+/** One batch of the local log, as `scanLocalBatches` reports it. */
+export interface LocalBatch {
+  base_offset: number;
+  last_offset: number;
+  leader_epoch: number;
+  size_bytes: number;
+}
+
+export interface PartitionHooks {
+  compaction?: (point: 'merge:written' | 'merge:renamed' | 'merge:unlinked-one') => void;
+}
+
+export interface CompactResult {
+  segments_rewritten: number;
+  /** Segments that disappeared into the segment before them (merging small sealed segments). */
+  segments_merged: number;
+  records_removed: number;
+  bytes_before: number;
+  bytes_after: number;
+}
+
+/** Writes a segment's replacement to `<segment>.compact` and fsyncs it; returns that path (renamed over the segment later). */
+async function writeAside(seg: Segment, bytes: Buffer): Promise<string> {
+  const tmp = `${seg.path}.compact`;
+  const fh = await open(tmp, 'w');
+  try {
+    await writeAll(fh, [bytes], 0, bytes.length);
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+  return tmp;
+}
+
 
 /**
  * One partition's log: an ordered list of segment files, the last one active.
@@ -93,6 +146,8 @@ export class PartitionLog {
   private archived: ArchivedSegment[] = [];
   private archive_backoff_until_ms = 0;
   private archive_failures = 0;
+  /** Raft mode: the driver produce is handed to (null: not running yet, produce is refused). */
+  private replicator: PartitionReplicator | null = null;
 
   private constructor(private readonly deps: PartitionDeps) {
     this.topic = deps.topic;
@@ -116,7 +171,8 @@ export class PartitionLog {
     // below the log start; recovery dropped the segment record, drop those too, as retention would.
     deps.catalog.dropIndexRange(log.key, { below_offset: log.logStartOffset });
     log.end_offset = log.active.next_offset;
-    log.hw = log.end_offset;
+    // In Raft mode nothing is known committed until the driver says so (it sets the commit point at once).
+    log.hw = deps.raft ? log.logStartOffset : log.end_offset;
     log.tail = deps.memory?.register(`${deps.topic}/${deps.partition}`) ?? null;
     if (deps.config.fsync.policy === 'interval') {
       log.flush_timer = setInterval(() => void log.flush().catch(() => undefined), deps.config.fsync.interval_ms);
@@ -143,6 +199,10 @@ export class PartitionLog {
   }
   get highWatermark(): number {
     return this.hw;
+  }
+  /** True when this partition is replicated by Raft (see PartitionDeps.raft). */
+  get raftMode(): boolean {
+    return this.deps.raft === true;
   }
   private get active(): Segment {
     return this.segments[this.segments.length - 1]!;
@@ -198,9 +258,20 @@ export class PartitionLog {
     } catch (err) {
       return Promise.reject(err);
     }
+    if (this.deps.raft) {
+      const r = this.replicator;
+      if (r === null) return Promise.reject(new EngineError('NOT_LEADER', `${this.topic}/${this.partition}: replication is not running on this node yet; retry`, { leader_id: 0 }));
+      return r.append(batches, opts);
+    }
     let bytes = 0;
     for (const b of batches) bytes += b.length;
     return this.appends.enqueue({ batches, bytes, leader_epoch: opts.leader_epoch ?? this.deps.leader_epoch() });
+  }
+
+  /** Raft mode: the driver that takes produce (null detaches it). */
+  setReplicator(r: PartitionReplicator | null): void {
+    assert(this.deps.raft === true, 'setReplicator is for Raft mode');
+    this.replicator = r;
   }
 
   /**
@@ -209,12 +280,16 @@ export class PartitionLog {
    * batch must start at the log end offset and the batches must be contiguous (OFFSET_MISMATCH
    * otherwise, nothing written); every batch's CRC is checked.
    */
-  appendReplicated(records: Buffer): Promise<AppendResult> {
+  appendReplicated(records: Buffer | readonly Buffer[]): Promise<AppendResult> {
     if (this.closed_state !== 'open') return Promise.reject(closed(`partition ${this.topic}/${this.partition}`));
     let batches: Buffer[];
+    let bytes = 0;
     try {
-      batches = splitRecordSet(records);
+      // Empty batches (record count 0) are allowed here: compaction leaves them, and a Raft leader's
+      // no-op entry is one (docs/raft.md, "Wiring").
+      batches = Buffer.isBuffer(records) ? splitReplicated(records) : records.flatMap((b) => splitReplicated(b));
       if (batches.length === 0) throw invalidBatch('no batches to append');
+      for (const b of batches) bytes += b.length;
       let next = batchBaseOffset(batches[0]!);
       for (const b of batches) {
         if (batchBaseOffset(b) !== next) throw offsetMismatch(this.topic, this.partition, next, batchBaseOffset(b));
@@ -223,7 +298,7 @@ export class PartitionLog {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.appends.enqueue({ batches, bytes: records.length, leader_epoch: -1, replicated: true });
+    return this.appends.enqueue({ batches, bytes, leader_epoch: -1, replicated: true });
   }
 
   private checkProducedBatch(b: Buffer): void {
@@ -311,7 +386,17 @@ export class PartitionLog {
       seg.durable_bytes = pos;
       void this.deps.catalog.putSegment(this.key, seg.base_offset, seg.record());
     }
-    this.setHighWatermark(next_offset);
+    if (!this.deps.raft) this.setHighWatermark(next_offset);
+  }
+
+  /**
+   * Raft mode: the commit point moved to `offset` (a batch boundary at or below the log end). Wakes
+   * long polls. Never moves backwards.
+   */
+  advanceHighWatermark(offset: number): void {
+    assert(this.deps.raft === true, 'advanceHighWatermark is for Raft mode');
+    assert(offset <= this.end_offset, `high watermark ${offset} beyond the log end ${this.end_offset}`);
+    this.setHighWatermark(offset);
   }
 
   /** A failed write must leave nothing behind: cut the file back to where the group started. */
@@ -349,11 +434,22 @@ export class PartitionLog {
    * however large, so a reader always progresses). Offsets are batch-granular: the first batch may
    * start before `offset`. `offset === high watermark` returns no records.
    */
-  async read(offset: number, max_bytes: number): Promise<ReadResult> {
+  read(offset: number, max_bytes: number): Promise<ReadResult> {
+    return this.readBelow(offset, max_bytes, this.hw);
+  }
+
+  /**
+   * As read(), but up to the log end rather than the high watermark: uncommitted batches too. Only
+   * for the Raft driver (a leader ships entries before they commit); never for consumers.
+   */
+  readLocal(offset: number, max_bytes: number): Promise<ReadResult> {
+    return this.readBelow(offset, max_bytes, this.end_offset);
+  }
+
+  private async readBelow(offset: number, max_bytes: number, hw: number): Promise<ReadResult> {
     if (this.closed_state === 'closed') throw closed(`partition ${this.topic}/${this.partition}`);
     if (!Number.isSafeInteger(offset)) throw invalidArgument(`offset must be an integer, got ${offset}`);
     if (!Number.isSafeInteger(max_bytes) || max_bytes <= 0) throw invalidArgument(`max_bytes must be a positive integer, got ${max_bytes}`);
-    const hw = this.hw;
     const log_start = this.logStartOffset;
     if (offset < log_start || offset > hw) throw offsetOutOfRange(offset, log_start, hw, `${this.topic}/${this.partition}`);
     const empty: ReadResult = { records: Buffer.alloc(0), next_offset: offset, high_watermark: hw, log_start_offset: log_start, release: noop };
@@ -374,8 +470,9 @@ export class PartitionLog {
       try {
         return withRelease(await this.readFromSegment(seg, floor ? floor.position : 0, floor?.offset ?? seg.base_offset, offset, cap, hw), hw, log_start);
       } catch (err) {
-        // A compacted segment replaced this one between the index lookup and the read: look again.
-        if (attempt < 3 && swaps !== this.compaction_swaps && isEngineError(err)) continue;
+        // A compacted segment replaced this one between the index lookup and the read, or a merge
+        // deleted its file (ENOENT on open): look again.
+        if (attempt < 3 && swaps !== this.compaction_swaps && (isEngineError(err) || seg.deleted)) continue;
         throw err;
       }
     }
@@ -544,6 +641,7 @@ export class PartitionLog {
   applyRetention(): Promise<number> {
     return this.exclusive(async () => {
       if (this.closed_state !== 'open') return 0; // a closed (or crash-stopped) log deletes nothing
+      if (this.deps.raft) return 0; // Raft entries are batch ordinals from the log start: nothing may go before snapshots exist
       const c = this.deps.config;
       const archived_bases = new Set(this.archived.map((a) => a.base_offset));
       const local_start = this.segments[0]!.base_offset;
@@ -598,9 +696,10 @@ export class PartitionLog {
    * next offset. A reader holding the old file keeps reading the old version; one that meets the
    * swap half-way retries. Returns what it did.
    */
-  async compact(opts: { delete_retention_ms?: number } = {}): Promise<{ segments_rewritten: number; records_removed: number; bytes_before: number; bytes_after: number }> {
-    const out = { segments_rewritten: 0, records_removed: 0, bytes_before: 0, bytes_after: 0 };
-    if (this.deps.config.cleanup_policy !== 'compact' || this.compacting || this.closed_state !== 'open') return out;
+  async compact(opts: { delete_retention_ms?: number; merge?: boolean } = {}): Promise<CompactResult> {
+    const out: CompactResult = { segments_rewritten: 0, segments_merged: 0, records_removed: 0, bytes_before: 0, bytes_after: 0 };
+    // Raft mode: a compacted copy would differ from the other replicas' bytes (and merge entries).
+    if (this.deps.config.cleanup_policy !== 'compact' || this.compacting || this.closed_state !== 'open' || this.deps.raft) return out;
     this.compacting = true;
     try {
       const segs = [...this.segments];
@@ -610,24 +709,144 @@ export class PartitionLog {
       for (const seg of segs) latestOffsets(await this.batchesOf(seg, seg.size_bytes), latest);
       latestOffsets(await this.batchesOf(active, active_size), latest);
       const rule = { latest, tombstone_horizon_ms: this.deps.clock.now_ms() - (opts.delete_retention_ms ?? this.deps.config.delete_retention_ms ?? DEFAULT_DELETE_RETENTION_MS) };
-      for (const seg of segs) {
-        if (this.closed_state !== 'open') break;
-        if (seg.deleted) continue;
-        const before = await this.batchesOf(seg, seg.size_bytes);
-        const r = compactBatches(before, rule);
-        if (!r.changed) continue;
-        const bytes = Buffer.concat(r.batches);
-        if (await this.swapCompacted(seg, bytes)) {
-          out.segments_rewritten++;
-          out.records_removed += r.removed_records;
-          out.bytes_before += seg.size_bytes;
-          out.bytes_after += bytes.length;
-        }
+      await this.rewritePass(segs, rule, out);
+      // Merging concatenates whole segments; the rewrite that follows it coalesces the empty ranges
+      // that meet at the old boundaries (a separate, equally crash-safe step). Shrinking may let
+      // more segments fit together, so repeat (bounded) until nothing merges.
+      for (let round = 0; round < 8 && opts.merge !== false && this.closed_state === 'open'; round++) {
+        const merged = await this.mergeSmallSegments(out);
+        if (merged.length === 0) break;
+        await this.rewritePass(merged, rule, out);
       }
       return out;
     } finally {
       this.compacting = false;
     }
+  }
+
+  private async rewritePass(segs: Segment[], rule: Parameters<typeof compactBatches>[1], out: CompactResult): Promise<void> {
+    for (const seg of segs) {
+      if (this.closed_state !== 'open') break;
+      if (seg.deleted) continue;
+      const before = await this.batchesOf(seg, seg.size_bytes);
+      const r = compactBatches(before, rule);
+      if (!r.changed) continue;
+      const bytes = Buffer.concat(r.batches);
+      if (await this.swapCompacted(seg, bytes)) {
+        out.segments_rewritten++;
+        out.records_removed += r.removed_records;
+        out.bytes_before += seg.size_bytes;
+        out.bytes_after += bytes.length;
+      }
+    }
+  }
+
+  /**
+   * Merges runs of adjacent sealed segments whose sizes add up to at most segment.bytes into the
+   * first of them (compaction shrinks segments; without this a compacted log would keep one small
+   * file per rolled segment). Offsets are unchanged: the merged file is the same batches, one after
+   * the other. Crash-safe in the same way as a rewrite:
+   *   1. the merged bytes are written to `<first>.log.compact` and fsynced (a crash here: recovery
+   *      deletes the copy, the originals hold);
+   *   2. renamed over the first segment, directory fsynced (a crash here: recovery finds a sealed
+   *      segment that runs past the next file's base offset to exactly the base of a later one,
+   *      and deletes the files it covers: they are copies of what it holds);
+   *   3. the covered files are unlinked, the directory fsynced, then the catalog and the index
+   *      follow (the catalog's older size for the first segment makes recovery rescan it).
+   * Not done on a node with an archive tier: archived segments are named by base offset, and a
+   * merged segment would overlap ones already uploaded.
+   */
+  private async mergeSmallSegments(out: CompactResult): Promise<Segment[]> {
+    const merged: Segment[] = [];
+    if (this.deps.archive !== null) return merged;
+    // Catalog records of the rewrites before must be durable first: recovery relies on the first
+    // segment's recorded size differing from the merged file's (which is larger: the sum).
+    await this.deps.catalog.flush();
+    for (let rounds = 0; rounds < 1000 && this.closed_state === 'open'; rounds++) {
+      const group = this.mergeGroup();
+      if (group === null) break;
+      const parts: Buffer[] = [];
+      for (const seg of group) parts.push(...(await this.batchesOf(seg, seg.size_bytes)));
+      const fresh = await this.swapMerged(group, Buffer.concat(parts));
+      if (fresh === null) break;
+      merged.push(fresh);
+      out.segments_merged += group.length - 1;
+    }
+    // The rewrite pass that follows relies on these records being durable in the same way.
+    await this.deps.catalog.flush();
+    return merged;
+  }
+
+  /** The first run of >= 2 adjacent sealed segments that fits in segment.bytes, or null. */
+  private mergeGroup(): Segment[] | null {
+    const limit = this.deps.config.segment_bytes;
+    const sealed = this.segments.slice(0, -1);
+    for (let i = 0; i < sealed.length - 1; i++) {
+      let size = sealed[i]!.size_bytes;
+      let j = i + 1;
+      while (j < sealed.length && size + sealed[j]!.size_bytes <= limit) size += sealed[j++]!.size_bytes;
+      if (j - i >= 2) return sealed.slice(i, j);
+    }
+    return null;
+  }
+
+  private async swapMerged(group: Segment[], bytes: Buffer): Promise<Segment | null> {
+    const first = group[0]!;
+    const last = group.at(-1)!;
+    const tmp = await writeAside(first, bytes);
+    this.deps.hooks?.compaction?.('merge:written');
+    return this.exclusive(async () => {
+      const i = this.segments.indexOf(first);
+      const still = i >= 0 && i + group.length < this.segments.length && group.every((g, k) => this.segments[i + k] === g && !g.deleted);
+      if (this.closed_state !== 'open' || !still) {
+        await unlink(tmp).catch(() => undefined);
+        return null;
+      }
+      this.compaction_swaps++;
+      await rename(tmp, first.path);
+      await syncDir(this.deps.dir);
+      this.deps.hooks?.compaction?.('merge:renamed');
+      // Readers switch to the merged segment before the files it covers go: one that still holds
+      // an old segment reads its open file, or retries on the merged one (the read path's retry).
+      const fresh = Segment.at(this.deps.dir, first.base_offset);
+      fresh.size_bytes = bytes.length;
+      fresh.durable_bytes = bytes.length;
+      fresh.next_offset = last.next_offset;
+      fresh.max_timestamp_ms = Math.max(...group.map((g) => g.max_timestamp_ms));
+      fresh.first_append_ms = first.first_append_ms;
+      fresh.sealed = true;
+      fresh.verified.add(0, bytes.length); // every batch was checked when it was read here
+      this.segments.splice(i, group.length, fresh);
+      this.compaction_swaps++;
+      for (const seg of group) {
+        seg.deleted = true;
+        if (!seg.in_use) await seg.closeHandle();
+      }
+      for (const seg of group.slice(1)) {
+        await unlink(seg.path);
+        this.deps.hooks?.compaction?.('merge:unlinked-one');
+      }
+      await syncDir(this.deps.dir);
+      for (const seg of group.slice(1)) void this.deps.catalog.removeSegment(this.key, seg.base_offset);
+      void this.deps.catalog.putSegment(this.key, fresh.base_offset, fresh.record());
+      for (const seg of group) this.deps.catalog.dropSegmentIndex(this.key, seg.base_offset, seg.next_offset);
+      this.reindexSegment(fresh, i, bytes);
+      this.compaction_swaps++;
+      return fresh;
+    });
+  }
+
+  /** Indexes a rewritten segment (the same rule as appends, continuing the running max timestamp of the segments before it). */
+  private reindexSegment(fresh: Segment, i: number, bytes: Buffer): void {
+    let running = -1;
+    for (const s of this.segments.slice(0, i)) running = Math.max(running, s.max_timestamp_ms);
+    const indexer = new Indexer(this.deps.catalog, this.key, running, 'segment');
+    let pos = 0;
+    forEachBatch(bytes, (p, n) => {
+      indexer.onBatch(fresh.base_offset, p, batchBaseOffset(bytes, p), batchMaxTimestamp(bytes, p), batchLeaderEpoch(bytes, p));
+      pos = p + n;
+    });
+    assert(pos === bytes.length, 'a rewritten segment is whole batches');
   }
 
   /** The batches of `seg` up to `size` bytes, read whole (a segment is at most segment.bytes). */
@@ -649,14 +868,7 @@ export class PartitionLog {
 
   /** Writes the compacted bytes aside, fsyncs, renames over `seg` and updates catalog and index. */
   private async swapCompacted(seg: Segment, bytes: Buffer): Promise<boolean> {
-    const tmp = `${seg.path}.compact`;
-    const fh = await open(tmp, 'w');
-    try {
-      await writeAll(fh, [bytes], 0, bytes.length);
-      await fh.datasync();
-    } finally {
-      await fh.close();
-    }
+    const tmp = await writeAside(seg, bytes);
     return this.exclusive(async () => {
       const i = this.segments.indexOf(seg);
       if (this.closed_state !== 'open' || seg.deleted || i < 0 || i === this.segments.length - 1) {
@@ -665,8 +877,7 @@ export class PartitionLog {
       }
       this.compaction_swaps++;
       await rename(tmp, seg.path);
-      const dir = await open(this.deps.dir, 'r');
-      await dir.sync().finally(() => dir.close());
+      await syncDir(this.deps.dir);
       const fresh = Segment.at(this.deps.dir, seg.base_offset);
       fresh.size_bytes = bytes.length;
       fresh.durable_bytes = bytes.length;
@@ -679,18 +890,8 @@ export class PartitionLog {
       seg.deleted = true; // the old version's handle closes once no reader holds it
       if (!seg.in_use) await seg.closeHandle();
       void this.deps.catalog.putSegment(this.key, fresh.base_offset, fresh.record());
-      // Re-index the rewritten segment: the same rule as appends, continuing the running max
-      // timestamp of the segments before it.
       this.deps.catalog.dropSegmentIndex(this.key, fresh.base_offset, fresh.next_offset);
-      let running = -1;
-      for (const s of this.segments.slice(0, i)) running = Math.max(running, s.max_timestamp_ms);
-      const indexer = new Indexer(this.deps.catalog, this.key, running, 'segment');
-      let pos = 0;
-      forEachBatch(bytes, (p, n) => {
-        indexer.onBatch(fresh.base_offset, p, batchBaseOffset(bytes, p), batchMaxTimestamp(bytes, p), batchLeaderEpoch(bytes, p));
-        pos = p + n;
-      });
-      assert(pos === bytes.length, 'compacted segment is whole batches');
+      this.reindexSegment(fresh, i, bytes);
       this.compaction_swaps++;
       return true;
     });
@@ -730,14 +931,18 @@ export class PartitionLog {
    * in that epoch has diverged and truncates there.
    */
   epochEnd(epoch: number): { epoch: number; end_offset: number; latest_epoch: number } {
-    const epochs = this.deps.catalog.listEpochs(this.key);
+    // Raft mode: only the committed log counts (what relays and consumers can see); an uncommitted
+    // tail, and the term it was written in, may still be cut.
+    const end = this.deps.raft ? this.hw : this.end_offset;
+    let epochs = this.deps.catalog.listEpochs(this.key);
+    if (this.deps.raft) epochs = epochs.filter((e) => e.start_offset < end);
     const latest_epoch = epochs.length > 0 ? epochs[epochs.length - 1]!.epoch : -1;
     let found = -1;
     for (const e of epochs) {
-      if (e.epoch > epoch) return { epoch: found, end_offset: Math.min(e.start_offset, this.end_offset), latest_epoch };
+      if (e.epoch > epoch) return { epoch: found, end_offset: Math.min(e.start_offset, end), latest_epoch };
       found = e.epoch;
     }
-    return { epoch: found, end_offset: this.end_offset, latest_epoch };
+    return { epoch: found, end_offset: end, latest_epoch };
   }
 
   /**
@@ -820,6 +1025,26 @@ export class PartitionLog {
       const floor = this.deps.catalog.offsetFloor(this.key, seg.base_offset, Math.max(seg.base_offset, offset - 1));
       this.indexer.resumeAt(seg.base_offset, floor ? floor.position : -1);
       void this.deps.catalog.putSegment(this.key, seg.base_offset, seg.record());
+    });
+  }
+
+  /**
+   * Calls `fn` for every batch of the local segments, in log order (each segment scanned in full,
+   * CRC and continuity checked): how the Raft driver rebuilds its batch-ordinal index on open.
+   */
+  scanLocalBatches(fn: (b: LocalBatch) => void): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.closed_state === 'closed') throw closed(`partition ${this.topic}/${this.partition}`);
+      for (const seg of this.segments) {
+        await seg.use(this.deps.clock.now_ms(), async (fh) => {
+          const r = await scanSegment(fh, seg.size_bytes, {
+            expected_offset: seg.base_offset,
+            on_batch: (b) => fn({ base_offset: b.base_offset, last_offset: b.last_offset, leader_epoch: b.leader_epoch, size_bytes: b.size_bytes }),
+          });
+          if (r.fault) throw corruptSegment(seg.path, r.fault.position, r.fault.reason);
+          seg.verified.add(0, r.end_position);
+        });
+      }
     });
   }
 
@@ -931,6 +1156,23 @@ function withRelease(got: SelectedBatches, high_watermark: number, log_start_off
         }
       : noop,
   };
+}
+
+/**
+ * Splits batches copied from another log: framing, magic and CRC checked as for produce, but a
+ * batch may hold fewer records than its offset span, or none (compaction, a Raft no-op entry).
+ */
+function splitReplicated(buf: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  if (buf.length === 0) throw invalidBatch('empty record set');
+  for (let pos = 0; pos < buf.length; ) {
+    const problem = checkBatch(buf, pos, buf.length - pos);
+    if (problem !== null) throw corruptBatch(`${problem} at position ${pos}`, { position: pos });
+    const size = batchSizeAt(buf, pos);
+    out.push(buf.subarray(pos, pos + size));
+    pos += size;
+  }
+  return out;
 }
 
 export function isRetriable(err: unknown): boolean {

@@ -22,6 +22,8 @@ export interface RecoveredPartition {
   segments: Segment[];
   /** Bytes cut from a torn tail (0 when the log was clean). */
   truncated_bytes: number;
+  /** Segment files deleted because an interrupted merge had already copied them into the segment before. */
+  merged_leftovers: number;
 }
 
 export async function recoverPartition(dir: string, key: PartitionKey, catalog: Catalog, indexer: Indexer): Promise<RecoveredPartition> {
@@ -31,17 +33,17 @@ export async function recoverPartition(dir: string, key: PartitionKey, catalog: 
   const names = files.map((n) => parseSegmentFileName(n)).filter((b): b is number => b !== null);
   names.sort((a, b) => a - b);
   const records = new Map(catalog.listSegments(key).map((s) => [s.base_offset, s.record] as const));
+  // A listed segment whose file is missing past the first file is damage, unless an interrupted
+  // merge had already deleted it (checked once the files are scanned, below).
+  const missing = names.length > 0 ? [...records.keys()].filter((base) => base > names[0]! && !names.includes(base)) : [];
   for (const base of records.keys()) {
-    // A record without a file was being deleted by retention when the process stopped.
-    if (!names.includes(base)) void catalog.removeSegment(key, base);
-  }
-  if (names.length > 0) {
-    const first = names[0]!;
-    for (const base of records.keys()) if (base > first && !names.includes(base)) throw missingSegment(dir, base);
+    // A record without a file below the first file was being deleted by retention when the process stopped.
+    if (!names.includes(base) && !missing.includes(base)) void catalog.removeSegment(key, base);
   }
 
   const segments: Segment[] = [];
   let truncated_bytes = 0;
+  let merged_leftovers = 0;
   for (let i = 0; i < names.length; i++) {
     const seg = Segment.at(dir, names[i]!);
     const prev = segments[segments.length - 1];
@@ -59,14 +61,38 @@ export async function recoverPartition(dir: string, key: PartitionKey, catalog: 
         indexer.resumeAt(seg.base_offset, floor ? floor.position : -1);
       }
     } else {
-      truncated_bytes += await rescan(seg, size, is_last, rec, key, catalog, indexer, is_last ? null : names[i + 1]!);
+      truncated_bytes += await rescan(seg, size, is_last, rec, key, catalog, indexer, names.slice(i + 1));
     }
     seg.sealed = !is_last;
     if (seg.sealed) seg.durable_bytes = seg.size_bytes;
     segments.push(seg);
     void catalog.putSegment(key, seg.base_offset, seg.record(false));
+    if (!is_last && seg.next_offset > names[i + 1]!) {
+      // A merge of small compacted segments renamed its output over this one and stopped before
+      // deleting the files it replaced. Those files are copies of what this one now holds, so they
+      // go; but only if this segment ends exactly where a later file begins (a merge takes whole
+      // segments): anything else is not a merge, and is refused.
+      const k = names.indexOf(seg.next_offset, i + 2);
+      if (k < 0) {
+        throw corruptSegment(seg.path, seg.size_bytes, `the segment runs to offset ${seg.next_offset - 1}, past the start of the next segment (${names[i + 1]}), and does not end where a later segment begins`);
+      }
+      for (const base of names.slice(i + 1, k)) {
+        await unlink(segmentPath(dir, base));
+        void catalog.removeSegment(key, base);
+        catalog.dropSegmentIndex(key, base, Number.MAX_SAFE_INTEGER);
+      }
+      await syncDir(dir);
+      merged_leftovers += k - i - 1;
+      i = k - 1;
+    }
   }
-  return { segments, truncated_bytes };
+  for (const base of missing) {
+    if (!segments.some((seg) => seg.base_offset < base && base < seg.next_offset)) throw missingSegment(dir, base);
+    void catalog.removeSegment(key, base);
+    catalog.dropSegmentIndex(key, base, Number.MAX_SAFE_INTEGER);
+    merged_leftovers++;
+  }
+  return { segments, truncated_bytes, merged_leftovers };
 }
 
 function trusted(rec: SegmentRecord, size: number, is_last: boolean): boolean {
@@ -91,15 +117,15 @@ async function rescan(
   key: PartitionKey,
   catalog: Catalog,
   indexer: Indexer,
-  /** Base offset of the next segment file (where this one must end), null for the last. */
-  next_base: number | null,
+  /** Base offsets of the later segment files (this one must end at one of them), empty for the last. */
+  later_bases: number[],
 ): Promise<number> {
   const durable = rec?.durable_bytes ?? 0;
   // A sealed segment smaller than recorded is either damage or a compacted replacement whose
   // catalog update a crash cut off (the record may even predate the roll that sealed it): it is
   // accepted only if it scans sound to exactly where the next segment begins (compaction keeps
   // every offset range; damage cannot end on that offset).
-  const maybe_compacted = next_base !== null && size < durable;
+  const maybe_compacted = later_bases.length > 0 && size < durable;
   if (size < durable && !maybe_compacted) {
     throw corruptSegment(seg.path, size, `the file is ${size} bytes but ${durable} bytes were fsynced to it`);
   }
@@ -116,7 +142,7 @@ async function rescan(
     });
     if (ix !== indexer) indexer.running_max_ts = Math.max(indexer.running_max_ts, ix.running_max_ts);
     let truncated = 0;
-    if (maybe_compacted && (result.fault || result.next_offset !== next_base)) {
+    if (maybe_compacted && (result.fault || !later_bases.includes(result.next_offset))) {
       throw corruptSegment(seg.path, result.fault?.position ?? size, `the file is ${size} bytes but ${durable} bytes were fsynced to it, and it is not a compacted copy of the same offsets`);
     }
     if (result.fault) {
@@ -145,6 +171,16 @@ async function rescan(
   }
 }
 
+function segmentPath(dir: string, base: number): string {
+  return `${dir}/${String(base).padStart(20, '0')}.log`;
+}
+
 function missingSegment(dir: string, base: number) {
-  return corruptSegment(`${dir}/${String(base).padStart(20, '0')}.log`, 0, 'the catalog lists this segment but the file is missing');
+  return corruptSegment(segmentPath(dir, base), 0, 'the catalog lists this segment but the file is missing');
+}
+
+/** fsyncs a directory, making renames and unlinks in it durable. */
+export async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  await fh.sync().finally(() => fh.close());
 }

@@ -49,6 +49,11 @@ export interface TopicInfo {
 export interface AppendOptions {
   /** Raft term stamped into partitionLeaderEpoch of every batch (default: 0 on a single node). */
   leader_epoch?: number;
+  /**
+   * Raft mode: `all` (default) resolves once the batches are committed (durable on a quorum),
+   * `leader` once the leader has them durably. A single node treats both alike.
+   */
+  acks?: 'all' | 'leader';
 }
 
 export interface AppendResult {
@@ -113,9 +118,24 @@ export interface StoreOptions {
   archive_cache_bytes?: number;
   /** Where the engine reports background events (upload failures, recovery truncations). pino-compatible. */
   logger?: EngineLogger;
+  /**
+   * Cluster node: every partition is replicated by Raft (PartitionDeps.raft): the high watermark is
+   * the commit point and produce goes through the partition's Raft driver. Default false.
+   */
+  raft?: boolean;
+  /** Test hooks at named points of multi-step operations (a throwing hook acts as a crash there). */
+  hooks?: { compaction?: (point: 'merge:written' | 'merge:renamed' | 'merge:unlinked-one') => void };
 }
 
 export interface EngineLogger {
   info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
+}
+
+/** Told when topics come and go (a Raft cluster node attaches and detaches its drivers). */
+export interface TopicHooks {
+  /** After the topic's partitions are open, before createTopic resolves. */
+  created(info: TopicInfo, partitions: readonly import('./partition-log.js').PartitionLog[]): void;
+  /** Before the topic's partitions are closed. */
+  deleting(name: string): Promise<void>;
 }

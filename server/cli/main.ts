@@ -4,6 +4,7 @@ import { limits } from '../../engine/base/limits.js';
 import { RelaylogClient, type TopicDescription } from '../../client/client.js';
 import { collect, nonNegativeInt, parseAddress, parseConfigPairs, parseFormat, parseFrom, parseTime, positiveInt, UsageError } from './args.js';
 import { consumeRecords, type ConsumeOptions } from './consume.js';
+import { opsCommands } from './ops/commands.js';
 import { produceLines, type ProduceOptions } from './produce.js';
 import type { ServeOptions } from './serve.js';
 
@@ -92,6 +93,10 @@ function nodeOptions(cmd: Command, archive_help: string): Command {
 function serveCommands(cli: Command): void {
   nodeOptions(cli.command('serve').description('run a single-node log server (Ctrl-C or SIGTERM stops it cleanly)'), 'archive tier')
     .option('--compaction-interval <ms>', 'compact topics with cleanup.policy=compact this often (0: only on `relaylog compact`)', nonNegativeInt('--compaction-interval'), 60_000)
+    // Cluster mode (docs/raft.md, "Wiring"): every partition replicated by Raft across the peers.
+    .option('--node-id <n>', "this node's id in --peers (cluster mode)", positiveInt('--node-id'))
+    .option('--peers <id=host:port,...>', 'run as a Raft cluster node: every node of the cluster, this one included, e.g. 1=10.0.0.1:7450,2=10.0.0.2:7450,3=10.0.0.3:7450')
+    .option('--raft-tick-ms <ms>', 'cluster mode: one Raft tick (heartbeats every tick; elections after 10 to 20 ticks without a leader)', positiveInt('--raft-tick-ms'), 100)
     // Imported on use: client commands start faster without the engine (LMDB) loaded.
     .action(async (o: ServeOptions) => (await import('./serve.js')).serve(o));
   nodeOptions(
@@ -145,7 +150,7 @@ function compactCommands(cli: Command, server: () => Option): void {
     .option('--json', 'print JSON')
     .addOption(server())
     .action(async (o: { data?: string; topic?: string; server: string; json?: boolean }) => {
-      let report: { partitions: number; segments_rewritten: number; records_removed: number; bytes_before: number; bytes_after: number };
+      let report: { partitions: number; segments_rewritten: number; segments_merged: number; records_removed: number; bytes_before: number; bytes_after: number };
       if (o.data !== undefined) {
         const { LogStore } = await import('../../engine/log/log-store.js');
         const store = await LogStore.open({ dir: o.data, archive_interval_ms: 0, retention_check_interval_ms: 0 });
@@ -161,7 +166,7 @@ function compactCommands(cli: Command, server: () => Option): void {
       print(
         o.json
           ? JSON.stringify(report, null, 2)
-          : `compacted ${report.partitions} partition(s): ${report.segments_rewritten} segment(s) rewritten, ${report.records_removed} record(s) removed, ${report.bytes_before} -> ${report.bytes_after} bytes`,
+          : `compacted ${report.partitions} partition(s): ${report.segments_rewritten} segment(s) rewritten, ${report.segments_merged} merged into the one before, ${report.records_removed} record(s) removed, ${report.bytes_before} -> ${report.bytes_after} bytes`,
       );
     });
 }
@@ -243,6 +248,7 @@ export function program(): Command {
   dataCommands(cli, server);
   archiveCommands(cli, server);
   compactCommands(cli, server);
+  opsCommands(cli); // verify, inspect, dump, archive list (after archiveCommands: `list` is a subcommand of `archive`)
   return cli;
 }
 

@@ -1,7 +1,9 @@
 import { format } from 'node:util';
 import { setLogger } from '@grpc/grpc-js';
 import { pino } from 'pino';
-import { LogServer } from '../rpc/log-server.js';
+import { LogServer, type ClusterServerOptions } from '../rpc/log-server.js';
+import { parseListen } from '../rpc/listen-address.js';
+import { UsageError } from './args.js';
 
 export interface ServeOptions {
   data: string;
@@ -17,6 +19,36 @@ export interface ServeOptions {
   memory: number;
   logLevel: string;
   relay?: { upstreams: string[]; topics?: RegExp; failback_ms?: number };
+  /** Cluster mode: this node's id in `peers`. */
+  nodeId?: number;
+  /** Cluster mode: `1=host:port,2=host:port,3=host:port`, this node included. */
+  peers?: string;
+  raftTickMs?: number;
+}
+
+/**
+ * `--node-id N --peers 1=host:port,...` as cluster options (UsageError on a mistake): ids are
+ * positive integers, addresses HOST:PORT, and this node must be among the peers.
+ */
+export function parseCluster(node_id: number | undefined, peers: string | undefined, tick_ms?: number): ClusterServerOptions | undefined {
+  if (peers === undefined && node_id === undefined) return undefined;
+  if (peers === undefined || node_id === undefined) throw new UsageError('cluster mode needs both --node-id and --peers');
+  const map = new Map<number, string>();
+  for (const part of peers.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+    const m = /^(\d+)=(.+)$/.exec(part);
+    if (!m) throw new UsageError(`--peers takes id=host:port[,id=host:port...], got ${JSON.stringify(part)}`);
+    const id = Number(m[1]);
+    if (!Number.isSafeInteger(id) || id < 1) throw new UsageError(`--peers: node ids are positive integers, got ${m[1]}`);
+    if (map.has(id)) throw new UsageError(`--peers lists node ${id} twice`);
+    try {
+      parseListen(m[2]!);
+    } catch (err) {
+      throw new UsageError(`--peers: node ${id}: ${(err as Error).message}`);
+    }
+    map.set(id, m[2]!);
+  }
+  if (!map.has(node_id)) throw new UsageError(`--peers does not list this node (--node-id ${node_id})`);
+  return { node_id, peers: map, ...(tick_ms !== undefined ? { tick_ms } : {}) };
 }
 
 /**
@@ -29,11 +61,14 @@ export async function serve(o: ServeOptions): Promise<void> {
   const logger = pino({ base: { service: 'relaylog' }, level: o.logLevel }, pino.destination({ dest: 2, sync: true }));
   // grpc-js's own diagnostics go to the same JSON log, not as bare lines on stderr.
   setLogger({ error: (...args: unknown[]) => logger.warn({ grpc: format(...args) }, 'grpc-js') });
+  const cluster = parseCluster(o.nodeId, o.peers, o.raftTickMs);
+  if (cluster && o.relay) throw new UsageError('a relay cannot be a cluster node');
   const server = await LogServer.start({
     store: { dir: o.data, memory_tier_bytes: o.memory, archive_interval_ms: o.archiveInterval, retention_check_interval_ms: o.retentionInterval, compaction_interval_ms: o.relay ? 0 : (o.compactionInterval ?? 60_000), ...(o.archive ? { archive_url: o.archive } : {}) },
     listen: o.listen,
     logger,
     ...(o.relay ? { relay: o.relay } : {}),
+    ...(cluster ? { cluster } : {}),
     ...(o.metrics !== undefined ? { metrics_listen: o.metrics } : {}),
     ...(o.kafkaListen !== undefined ? { kafka_listen: o.kafkaListen } : {}),
     ...(o.kafkaAdvertised !== undefined ? { kafka_advertised: o.kafkaAdvertised } : {}),
@@ -41,7 +76,7 @@ export async function serve(o: ServeOptions): Promise<void> {
   process.stdout.write(`relaylog listening on ${server.address}\n`);
   if (server.metricsAddress) process.stdout.write(`relaylog metrics on http://${server.metricsAddress}/metrics\n`);
   if (server.kafkaAddress) process.stdout.write(`relaylog kafka listening on ${server.kafkaAddress}\n`);
-  logger.info({ address: server.address, data: o.data, archive: o.archive ?? null, relay_of: o.relay?.upstreams ?? null }, 'serving');
+  logger.info({ address: server.address, data: o.data, archive: o.archive ?? null, relay_of: o.relay?.upstreams ?? null, node_id: cluster?.node_id ?? null, peers: cluster ? Object.fromEntries(cluster.peers) : null }, 'serving');
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {

@@ -77,3 +77,5 @@ const asBuffer = (u: Uint8Array): Buffer => (Buffer.isBuffer(u) ? u : Buffer.fro
 
 export const AdminService = definition('Admin');
 export const LogService = definition('Log');
+/** Node-to-node Raft traffic of a cluster (replication/raft/transport). */
+export const RaftService = definition('Raft');

@@ -5,9 +5,14 @@ import { EngineError, invalidArgument } from '../../engine/base/errors.js';
 import { refuseOnRelay, unary, type ServiceContext } from './context.js';
 import type { RelayPartitionStatus } from '../../replication/relay/relay-runner.js';
 import { parseCompact, parseCreateTopic, parseEmpty, parseTopicName } from './requests.js';
+import type { ClusterNode } from '../../replication/raft/node/cluster-node.js';
 
-/** Topic config and, per partition, its offsets and bytes per tier; this node is every partition's leader. */
-function describe(ctx: ServiceContext, info: TopicInfo) {
+/**
+ * Topic config and, per partition, its offsets and bytes per tier, and its leader: this node on a
+ * single node; on a cluster node, the Raft leader it knows, with the term and (on the leader) each
+ * member's progress.
+ */
+function describe(ctx: ServiceContext, info: TopicInfo, cluster: ClusterNode | null = null) {
   return {
     name: info.name,
     created_ms: info.created_ms,
@@ -23,35 +28,39 @@ function describe(ctx: ServiceContext, info: TopicInfo) {
         ssd_bytes: s.size_bytes,
         archive_bytes: s.archive_bytes,
         // On a relay: the origin's leader as its upstream reports it (where produce must go).
-        leader: ctx.relay ? (ctx.relay.status(info.name, s.partition)?.origin_leader ?? '') : ctx.address(),
+        leader: cluster ? clusterLeader(cluster, info.name, s.partition) : ctx.relay ? (ctx.relay.status(info.name, s.partition)?.origin_leader ?? '') : ctx.address(),
         segment_count: s.segment_count,
         archived_segment_count: s.archived_segment_count,
         ...relayFields(ctx.relay?.status(info.name, s.partition) ?? null),
+        ...(cluster ? raftFields(cluster, info.name, s.partition) : {}),
       };
     }),
   };
 }
 
-export function adminService(ctx: ServiceContext): UntypedServiceImplementation {
+export function adminService(ctx: ServiceContext, cluster: ClusterNode | null = null): UntypedServiceImplementation {
   return {
     CreateTopic: unary(ctx, 'CreateTopic', async (raw) => {
       const req = parseCreateTopic(raw);
       refuseOnRelay(ctx, 'CreateTopic');
       const config = parseTopicConfig(req.config);
-      const info = await ctx.store().createTopic(req.name, req.partitions > 0 ? { ...config, partitions: req.partitions } : config);
-      return describe(ctx, info);
+      const want = req.partitions > 0 ? { ...config, partitions: req.partitions } : config;
+      // A cluster node creates the topic on every node (forwarded with the same incarnation).
+      const info = cluster ? await cluster.createTopic(req.name, want) : await ctx.store().createTopic(req.name, want);
+      return describe(ctx, info, cluster);
     }),
     DeleteTopic: unary(ctx, 'DeleteTopic', async (raw) => {
       const name = parseTopicName(raw);
       refuseOnRelay(ctx, 'DeleteTopic');
-      await ctx.store().deleteTopic(name);
+      if (cluster) await cluster.deleteTopic(name);
+      else await ctx.store().deleteTopic(name);
       return {};
     }),
     ListTopics: unary(ctx, 'ListTopics', (raw) => {
       parseEmpty(raw);
-      return { topics: ctx.store().listTopics().map((t) => describe(ctx, t)) };
+      return { topics: ctx.store().listTopics().map((t) => describe(ctx, t, cluster)) };
     }),
-    DescribeTopic: unary(ctx, 'DescribeTopic', (raw) => describe(ctx, ctx.store().topic(parseTopicName(raw)))),
+    DescribeTopic: unary(ctx, 'DescribeTopic', (raw) => describe(ctx, ctx.store().topic(parseTopicName(raw)), cluster)),
     Compact: unary(ctx, 'Compact', async (raw) => {
       const topic = parseCompact(raw);
       if (topic) {
@@ -81,6 +90,32 @@ export function adminService(ctx: ServiceContext): UntypedServiceImplementation 
 
 const noArchive = () =>
   new EngineError('ARCHIVE_NOT_CONFIGURED', 'this server has no archive tier: start it with --archive webhdfs://host:port/path or file:///path');
+
+/** HOST:PORT of the partition's Raft leader as this node knows it ('' while unknown). */
+function clusterLeader(cluster: ClusterNode, topic: string, partition: number): string {
+  const st = cluster.status(topic, partition);
+  return st && st.leader_id !== 0 ? cluster.addressOf(st.leader_id) : '';
+}
+
+/** A cluster node's partitions: Raft leader, term, role, indexes, and on the leader each member's progress. */
+function raftFields(cluster: ClusterNode, topic: string, partition: number) {
+  const st = cluster.status(topic, partition);
+  if (!st) return {};
+  return {
+    leader_id: st.leader_id,
+    raft_term: st.term,
+    raft_role: st.role,
+    commit_index: st.commit_index,
+    last_index: st.last_index,
+    replicas: st.replicas.map((r) => ({
+      node_id: r.node_id,
+      address: cluster.addressOf(r.node_id),
+      match_index: r.match_index,
+      lag_entries: Math.max(0, st.last_index - r.match_index),
+      state: r.state,
+    })),
+  };
+}
 
 /** A relay's partitions say where they pull from and how far behind they are. */
 function relayFields(s: RelayPartitionStatus | null) {

@@ -4,7 +4,7 @@ import { invalidArgument } from '../../engine/base/errors.js';
 import { parseListen } from './listen-address.js';
 import { LogStore } from '../../engine/log/log-store.js';
 import type { StoreOptions } from '../../engine/log/types.js';
-import { AdminService, LogService } from '../proto/load.js';
+import { AdminService, LogService, RaftService } from '../proto/load.js';
 import { adminService } from './admin-service.js';
 import type { ServerLogger, ServiceContext } from './context.js';
 import { serverLimits, type ServerLimits } from './limits.js';
@@ -13,6 +13,8 @@ import { shuttingDown } from './status.js';
 import { RelayRunner } from '../../replication/relay/relay-runner.js';
 import { ServerMetrics } from '../metrics.js';
 import { KafkaListener } from '../kafka/index.js';
+import { ClusterNode } from '../../replication/raft/node/cluster-node.js';
+import { raftService } from '../../replication/raft/transport/raft-service.js';
 
 export interface ServerOptions {
   /** The data dir and engine options; the store is opened (and its lock taken) by start(). */
@@ -29,6 +31,22 @@ export interface ServerOptions {
   kafka_listen?: string;
   /** HOST:PORT Kafka clients are told to connect to (default: the bound address). */
   kafka_advertised?: string;
+  /**
+   * Run as a node of a Raft cluster: every partition is replicated by Raft across `peers`
+   * (id -> HOST:PORT, this node included). See docs/raft.md, "Wiring".
+   */
+  cluster?: ClusterServerOptions;
+}
+
+export interface ClusterServerOptions {
+  node_id: number;
+  peers: ReadonlyMap<number, string>;
+  /** One Raft tick (default 100 ms). */
+  tick_ms?: number;
+  /** Election timeout in ticks (default 10). */
+  election_timeout_ticks?: number;
+  /** How often topics are compared with the peers' (default 5 s). */
+  topic_sync_ms?: number;
 }
 
 /**
@@ -49,7 +67,7 @@ export class LogServer {
   private metrics_address: string | null = null;
   private kafka: KafkaListener | null = null;
 
-  private constructor(private readonly store: LogStore, private readonly opts: ServerOptions, readonly limits: ServerLimits) {
+  private constructor(private readonly store: LogStore, private readonly opts: ServerOptions, readonly limits: ServerLimits, readonly cluster: ClusterNode | null = null) {
     // Every open call listens for the stop signal: as many listeners as calls, by design.
     setMaxListeners(0, this.stopping.signal);
     this.metrics = new ServerMetrics(() => (this.stopping.signal.aborted ? null : this.store), () => this.relay);
@@ -69,22 +87,44 @@ export class LogServer {
       'grpc.max_send_message_length': limits.message_max_bytes,
     });
     const ctx = this.context();
-    this.grpc.addService(AdminService, adminService(ctx));
+    this.grpc.addService(AdminService, adminService(ctx, cluster));
     this.grpc.addService(LogService, logService(ctx));
+    if (cluster) this.grpc.addService(RaftService, raftService(cluster, this.stopping.signal, opts.logger));
   }
 
   static async start(opts: ServerOptions): Promise<LogServer> {
     const { host } = parseListen(opts.listen);
     const limits: ServerLimits = { ...serverLimits, ...opts.limits };
-    const store = await LogStore.open({ ...opts.store, logger: opts.logger });
-    const server = new LogServer(store, opts, limits);
-    if (!opts.relay) store.markEpochStarts();
+    if (opts.cluster && opts.relay) throw invalidArgument('a node is either a relay or a cluster member, not both');
+    const store = await LogStore.open({ ...opts.store, logger: opts.logger, ...(opts.cluster ? { raft: true } : {}) });
+    let cluster: ClusterNode | null = null;
+    if (opts.cluster) {
+      const c = opts.cluster;
+      try {
+        cluster = await ClusterNode.open({
+          node_id: c.node_id,
+          peers: c.peers,
+          store,
+          logger: opts.logger,
+          ...(c.tick_ms !== undefined ? { tick_ms: c.tick_ms } : {}),
+          ...(c.election_timeout_ticks !== undefined ? { election_timeout_ticks: c.election_timeout_ticks } : {}),
+          ...(c.topic_sync_ms !== undefined ? { topic_sync_ms: c.topic_sync_ms } : {}),
+        });
+      } catch (err) {
+        await store.close();
+        throw err;
+      }
+    }
+    const server = new LogServer(store, opts, limits, cluster);
+    // An origin stamps its incarnation as the epoch; in a cluster the Raft term is the epoch.
+    if (!opts.relay && !opts.cluster) store.markEpochStarts();
     try {
       const port = await new Promise<number>((resolve, reject) =>
         server.grpc.bindAsync(opts.listen, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
       );
       server.bound = `${host}:${port}`;
       server.relay?.start();
+      server.cluster?.start();
       if (opts.metrics_listen !== undefined) server.metrics_address = await server.metrics.serve(opts.metrics_listen);
       if (opts.kafka_listen !== undefined) {
         server.kafka = await KafkaListener.start({
@@ -98,6 +138,7 @@ export class LogServer {
     } catch (err) {
       server.grpc.forceShutdown();
       await server.relay?.stop();
+      await server.cluster?.stop();
       await server.metrics.close();
       await store.close();
       // grpc-js wraps the socket error: "No address added out of total 1 resolved errors: [listen EADDRINUSE: ...]".
@@ -161,6 +202,16 @@ export class LogServer {
     this.stopping.abort();
     // Kafka clients first: the listener drains its requests and waits for its appends; the store stays open until the end.
     await this.kafka?.stop();
+    if (this.cluster) {
+      // Produces waiting for a commit need Raft (and the peers' streams) running: let them finish
+      // (within the drain period), then stop replication, which also ends the peers' Step streams
+      // that would otherwise hold the gRPC drain below open.
+      let t: NodeJS.Timeout | undefined;
+      const limit = new Promise<void>((resolve) => (t = setTimeout(resolve, this.limits.shutdown_drain_max_ms)));
+      await Promise.race([Promise.allSettled([...this.inflight]), limit]);
+      clearTimeout(t);
+      await this.cluster.stop();
+    }
     let timer: NodeJS.Timeout | undefined;
     const drained = new Promise<boolean>((resolve) => this.grpc.tryShutdown(() => resolve(true)));
     const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), this.limits.shutdown_drain_max_ms)));

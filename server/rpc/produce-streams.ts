@@ -16,10 +16,10 @@ export function batchBaseOffsets(records: Buffer, base_offset: number): number[]
   return out;
 }
 
-/** Appends one request's record set (a single node acknowledges `leader` and `all` alike). */
+/** Appends one request's record set (a single node acknowledges `leader` and `all` alike; a cluster node per acks). */
 export async function appendRecordSet(ctx: ServiceContext, req: ProduceRequest) {
   refuseOnRelay(ctx, 'produce', req);
-  const r: AppendResult = await ctx.store().partition(req.topic, req.partition).append(req.records);
+  const r: AppendResult = await ctx.store().partition(req.topic, req.partition).append(req.records, { acks: req.acks });
   ctx.metrics.bytes_in.inc(req.records.length);
   return { base_offset: r.base_offset, last_offset: r.last_offset, batch_base_offsets: batchBaseOffsets(req.records, r.base_offset) };
 }

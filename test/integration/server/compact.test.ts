@@ -38,11 +38,15 @@ describe('relaylog compact', () => {
     }
     const end = 8 * 30;
     const want = await latest(c, end);
-    const before = (await c.describeTopic('registry')).partitions[0]!.ssd_bytes;
+    const described = (await c.describeTopic('registry')).partitions[0]!;
+    const before = described.ssd_bytes;
     const online = await runCli(['compact', '--server', server.address, '--topic', 'registry', '--json']);
     expect(online.stderr).toBe('');
-    const report = JSON.parse(online.stdout) as { segments_rewritten: number; records_removed: number };
+    const report = JSON.parse(online.stdout) as { segments_rewritten: number; segments_merged: number; records_removed: number };
     expect(report.segments_rewritten).toBeGreaterThan(2);
+    // The shrunken segments were merged: fewer files, as many fewer as the report says.
+    expect(report.segments_merged).toBeGreaterThan(0);
+    expect((await c.describeTopic('registry')).partitions[0]!.segment_count).toBe(described.segment_count - report.segments_merged);
     expect(report.records_removed).toBeGreaterThan(100);
     expect((await c.describeTopic('registry')).partitions[0]!.ssd_bytes).toBeLessThan(before / 2);
     expect(await latest(c, end)).toEqual(want);

@@ -1,7 +1,7 @@
-import { appendFileSync, openSync, readSync, rmSync, statSync, truncateSync, writeSync, closeSync } from 'node:fs';
+import { appendFileSync, existsSync, openSync, readFileSync, readSync, rmSync, statSync, truncateSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { LogStore, type FsyncPolicy } from '../../../engine/index.js';
+import { LogStore, forEachBatch, type FsyncPolicy } from '../../../engine/index.js';
 import { batchOf, readAll } from '../../support/batches.js';
 import { tempDir } from '../../support/tmp.js';
 
@@ -136,6 +136,42 @@ describe('recovery', () => {
     open_stores = [];
     truncateSync(segs[0]!.path, segs[0]!.size_bytes - 10);
     await expect(LogStore.open({ dir, disk_free_floor_bytes: 0 })).rejects.toMatchObject({ code: 'CORRUPT_SEGMENT', details: { file: segs[0]!.path } });
+  });
+
+  test.each([true, false])('a merge cut off after its rename (catalog kept: %s): the covered files go, every record stays', async (keep_catalog) => {
+    const { s, p, segs } = await fill({ policy: 'always' }, 250, 16 * 1024);
+    expect(segs.length).toBeGreaterThan(3);
+    const want = await readAll(p);
+    await s.close();
+    open_stores = [];
+    // What a merge of segments 0..2 leaves when it stops right after renaming its output over
+    // segment 0: the concatenation in segment 0's file, segments 1 and 2 still there.
+    const merged = Buffer.concat(segs.slice(0, 3).map((x) => readFileSync(x.path)));
+    writeFileSync(segs[0]!.path, merged);
+    if (!keep_catalog) rmSync(join(dir, 'catalog'), { recursive: true });
+    const s2 = await openStore();
+    const p2 = s2.partition('t', 0);
+    expect(existsSync(segs[1]!.path)).toBe(false);
+    expect(existsSync(segs[2]!.path)).toBe(false);
+    expect(p2.segmentInfo().map((x) => x.base_offset)).toEqual([segs[0]!.base_offset, ...segs.slice(3).map((x) => x.base_offset)]);
+    expect(await readAll(p2)).toEqual(want);
+    expect(await p2.offsetForTimestamp(1_000_050)).toBe(150);
+  });
+
+  test('a segment that runs into the next one but does not end where a later one begins is refused, not guessed at', async () => {
+    const { s, segs } = await fill({ policy: 'always' }, 80, 16 * 1024);
+    await s.close();
+    open_stores = [];
+    // Segment 0 followed by the first half of segment 1's bytes, cut at a batch boundary.
+    const one = readFileSync(segs[1]!.path);
+    let cut = 0;
+    forEachBatch(one, (pos, size) => void (pos + size <= one.length / 2 && (cut = pos + size)));
+    expect(cut).toBeGreaterThan(0);
+    writeFileSync(segs[0]!.path, Buffer.concat([readFileSync(segs[0]!.path), one.subarray(0, cut)]));
+    const err = await LogStore.open({ dir, disk_free_floor_bytes: 0 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'CORRUPT_SEGMENT', details: { file: segs[0]!.path } });
+    expect((err as Error).message).toMatch(/past the start of the next segment .* does not end where a later segment begins/);
+    expect(existsSync(segs[1]!.path)).toBe(true);
   });
 
   test('a deleted LMDB catalog is rebuilt from the segments on open', async () => {

@@ -1,0 +1,167 @@
+/**
+ * The Raft log of one partition IS its segment store: Raft index i is the partition's i-th record
+ * batch (1-based, dense, from the log start), and the batch's partitionLeaderEpoch is the term of
+ * entry i. This module keeps the one piece of bookkeeping that adds: an in-memory index from batch
+ * ordinal to (next offset, term, byte size), in typed arrays (16 bytes per batch), rebuilt from the
+ * segment files on open. The base offset of entry i is the next offset of entry i - 1.
+ *
+ * `BatchLogStorage` serves the core's synchronous `LogStorage` from this index. The bytes stay in
+ * the segment store: `entries()` hands out *lazy* entries whose `data` is a zero-filled view of the
+ * right length (the core only needs sizes for its byte limits); the driver replaces them with the
+ * stored bytes (an async read, usually a memory-tier hit) before an append leaves the node.
+ */
+import { assert } from '../../../engine/base/assert.js';
+import type { LogStorage } from '../core/log-storage.js';
+import type { Entry } from '../core/types.js';
+
+/** One stored batch as the index sees it. */
+export interface IndexedBatch {
+  readonly base_offset: number;
+  readonly next_offset: number;
+  readonly term: number;
+  readonly size_bytes: number;
+}
+
+const INITIAL_CAPACITY = 1024;
+
+/** Ordinal -> (next offset, term, size) for the batches of one partition's local log. */
+export class BatchIndex {
+  private next_offsets = new Float64Array(INITIAL_CAPACITY);
+  private terms = new Uint32Array(INITIAL_CAPACITY);
+  private sizes = new Uint32Array(INITIAL_CAPACITY);
+  private count = 0;
+
+  /** `start_offset`: the base offset of entry 1 (the log start offset). */
+  constructor(readonly start_offset: number) {
+    assert(Number.isSafeInteger(start_offset) && start_offset >= 0, `bad start offset ${start_offset}`);
+  }
+
+  get lastIndex(): number {
+    return this.count;
+  }
+
+  /** Offset one past the last batch (the log end offset the index knows). */
+  get endOffset(): number {
+    return this.count === 0 ? this.start_offset : this.next_offsets[this.count - 1]!;
+  }
+
+  /** Term of entry `index`: 0 for index 0, undefined outside [0, lastIndex]. */
+  term(index: number): number | undefined {
+    if (index === 0) return 0;
+    if (!Number.isInteger(index) || index < 0 || index > this.count) return undefined;
+    return this.terms[index - 1];
+  }
+
+  /** Offset one past entry `index` (index 0: the log start). */
+  nextOffset(index: number): number {
+    assert(Number.isInteger(index) && index >= 0 && index <= this.count, `no entry ${index} (last is ${this.count})`);
+    return index === 0 ? this.start_offset : this.next_offsets[index - 1]!;
+  }
+
+  baseOffset(index: number): number {
+    assert(index >= 1 && index <= this.count, `no entry ${index} (last is ${this.count})`);
+    return this.nextOffset(index - 1);
+  }
+
+  sizeBytes(index: number): number {
+    assert(index >= 1 && index <= this.count, `no entry ${index} (last is ${this.count})`);
+    return this.sizes[index - 1]!;
+  }
+
+  get(index: number): IndexedBatch {
+    return { base_offset: this.baseOffset(index), next_offset: this.nextOffset(index), term: this.term(index)!, size_bytes: this.sizeBytes(index) };
+  }
+
+  /** Appends the next batch; it must continue the log (its base offset is the current end). */
+  push(b: IndexedBatch): void {
+    assert(b.base_offset === this.endOffset, `batch at ${b.base_offset} does not continue the index ending at ${this.endOffset}`);
+    assert(b.next_offset > b.base_offset, `batch ${b.base_offset}..${b.next_offset} spans no offset`);
+    const prev_term = this.count === 0 ? 0 : this.terms[this.count - 1]!;
+    assert(b.term >= prev_term, `term goes backwards at index ${this.count + 1}: ${b.term} < ${prev_term}`);
+    if (this.count === this.terms.length) this.grow();
+    this.next_offsets[this.count] = b.next_offset;
+    this.terms[this.count] = b.term;
+    this.sizes[this.count] = b.size_bytes;
+    this.count++;
+  }
+
+  /** Keeps entries 1..last_index (drops a suffix). */
+  truncateAfter(last_index: number): void {
+    assert(last_index >= 0 && last_index <= this.count, `cannot truncate after ${last_index} (last is ${this.count})`);
+    this.count = last_index;
+  }
+
+  /** The ordinal of the batch starting at `base_offset`, or 0 if no batch starts there. */
+  indexOfBase(base_offset: number): number {
+    let lo = 1;
+    let hi = this.count;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const b = this.nextOffset(mid - 1);
+      if (b === base_offset) return mid;
+      if (b < base_offset) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return 0;
+  }
+
+  private grow(): void {
+    const n = this.terms.length * 2;
+    const no = new Float64Array(n);
+    no.set(this.next_offsets);
+    const t = new Uint32Array(n);
+    t.set(this.terms);
+    const s = new Uint32Array(n);
+    s.set(this.sizes);
+    this.next_offsets = no;
+    this.terms = t;
+    this.sizes = s;
+  }
+}
+
+/** Entries handed out by BatchLogStorage whose bytes are still on disk. */
+const lazy = new WeakSet<Entry>();
+let phantom = Buffer.alloc(64 * 1024);
+
+/** A zero-filled view of `size` bytes (shared: never written, never sent). */
+function phantomOf(size: number): Buffer {
+  if (size > phantom.length) phantom = Buffer.alloc(Math.max(size, phantom.length * 2));
+  return phantom.subarray(0, size);
+}
+
+/** True for an entry whose `data` is a placeholder: the driver must load its bytes before sending it. */
+export function isLazyEntry(e: Entry): boolean {
+  return lazy.has(e);
+}
+
+/** The core's read-only view of the partition log, through the batch index. */
+export class BatchLogStorage implements LogStorage {
+  constructor(readonly index: BatchIndex) {}
+
+  firstIndex(): number {
+    return 1;
+  }
+
+  lastIndex(): number {
+    return this.index.lastIndex;
+  }
+
+  term(index: number): number | undefined {
+    return this.index.term(index);
+  }
+
+  entries(lo: number, hi: number, max_bytes: number): Entry[] {
+    assert(lo >= 1 && lo <= hi && hi <= this.index.lastIndex + 1, `entries [${lo}, ${hi}) outside [1, ${this.index.lastIndex + 1})`);
+    const out: Entry[] = [];
+    let size_bytes = 0;
+    for (let i = lo; i < hi; i++) {
+      const size = this.index.sizeBytes(i);
+      size_bytes += size;
+      if (out.length > 0 && size_bytes > max_bytes) break;
+      const e: Entry = { index: i, term: this.index.term(i)!, kind: 'normal', data: phantomOf(size) };
+      lazy.add(e);
+      out.push(e);
+    }
+    return out;
+  }
+}

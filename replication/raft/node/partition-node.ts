@@ -1,0 +1,502 @@
+/**
+ * The driver around one partition's Raft core (docs/raft.md, "Wiring"): it owns the timer-driven
+ * inputs (ticks, peer messages, proposals) and carries out each Ready against the partition's
+ * segment store, which is the Raft log itself:
+ *
+ *   1. persist `entries_to_persist`: cut a conflicting suffix off the segment store
+ *      (PartitionLog.truncateTo), then append the entries as record batches with the entry's term in
+ *      partitionLeaderEpoch (PartitionLog.appendReplicated, fsynced per the topic's policy). A
+ *      leader stamps its own proposals (offset, term) in place; a follower stores the leader's
+ *      bytes as they are, at the same offsets;
+ *   2. persist `hard_state` in the LMDB catalog, durably;
+ *   3. send `messages_to_send`, after loading the bytes of lazy entries from the segment store;
+ *   4. apply `committed_entries_to_apply`: the high watermark moves to the end of the last one;
+ *   5. `advance()`, then answer the producers whose batches are now durable (acks=leader) or
+ *      committed (acks=all), or lost (overwritten by another leader's log: NOT_LEADER).
+ *
+ * Inputs that arrive while a Ready is being carried out are queued and fed in afterwards: the core
+ * is never called between ready() and advance(). One Ready at a time per partition.
+ */
+import { AssertionError, assert } from '../../../engine/base/assert.js';
+import { EngineError, closed, isEngineError } from '../../../engine/base/errors.js';
+import { Prng } from '../../../engine/base/prng.js';
+import type { Catalog, PartitionKey } from '../../../engine/catalog/catalog.js';
+import { batchBaseOffset, batchLastOffsetDelta, batchLeaderEpoch, forEachBatch, stampBatch } from '../../../engine/format/record-batch.js';
+import type { PartitionLog, PartitionReplicator } from '../../../engine/log/partition-log.js';
+import type { AppendOptions, AppendResult } from '../../../engine/log/types.js';
+import { raftDefaults } from '../core/config.js';
+import { Raft } from '../core/raft.js';
+import { NONE, type AppendRequest, type Entry, type HardState, type Message, type NodeId, type Ready, type Role } from '../core/types.js';
+import { BatchIndex, BatchLogStorage, isLazyEntry } from './batch-index.js';
+import { noopBatch } from './noop-batch.js';
+
+export interface NodeLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface PartitionNodeOptions {
+  node_id: NodeId;
+  /** Every voter, this node included (static membership). */
+  voters: readonly NodeId[];
+  log: PartitionLog;
+  catalog: Catalog;
+  /** Hands messages (entries' bytes loaded) to the transport. */
+  send: (messages: Message[]) => void;
+  /** HOST:PORT of a node, for NOT_LEADER answers ('' if unknown). */
+  address_of: (id: NodeId) => string;
+  logger: NodeLogger;
+  election_timeout_ticks?: number;
+  heartbeat_interval_ticks?: number;
+  /** Seed of the election jitter (default: random). */
+  seed?: number;
+  /** Queued peer messages beyond this are dropped (Raft retransmits). */
+  inbox_max?: number;
+}
+
+interface Proposal {
+  batches: Buffer[];
+  acks: 'all' | 'leader';
+  resolve: (r: AppendResult) => void;
+  reject: (e: unknown) => void;
+}
+
+/** A proposal in the log, waiting to be durable (acks=leader) or committed (acks=all). */
+interface Pending {
+  first: number;
+  last: number;
+  term: number;
+  acks: 'all' | 'leader';
+  persisted: boolean;
+  resolve: (r: AppendResult) => void;
+  reject: (e: unknown) => void;
+}
+
+export interface ReplicaStatus {
+  node_id: NodeId;
+  match_index: number;
+  next_index: number;
+  state: string;
+}
+
+export interface PartitionRaftStatus {
+  leader_id: NodeId;
+  term: number;
+  role: Role;
+  commit_index: number;
+  last_index: number;
+  /** On the leader only: each member's progress. */
+  replicas: ReplicaStatus[];
+  failed: string | null;
+}
+
+const APPEND_CHUNK_BYTES = 64 * 1024 * 1024;
+const LOAD_READ_BYTES = 4 * 1024 * 1024;
+const PERSIST_RETRY_MAX_MS = 5_000;
+
+export class PartitionNode implements PartitionReplicator {
+  readonly topic: string;
+  readonly partition: number;
+  private readonly key: PartitionKey;
+  private readonly raft: Raft;
+  private ticks = 0;
+  private inbox: Message[] = [];
+  private proposals: Proposal[] = [];
+  private pending: Pending[] = [];
+  /** Buffers this node proposed: stamped (offset, term) when persisted. Anything else must arrive stamped. */
+  private readonly own = new WeakSet<Buffer>();
+  private running: Promise<void> | null = null;
+  private stopped = false;
+  private failure: string | null = null;
+  private readonly inbox_max: number;
+  /** Ready rounds carried out (tests and metrics). */
+  readies = 0;
+  /** The hard state last written to the catalog. */
+  private persisted: HardState;
+
+  private constructor(
+    private readonly o: PartitionNodeOptions,
+    private readonly index: BatchIndex,
+    hs: HardState,
+  ) {
+    this.topic = o.log.topic;
+    this.partition = o.log.partition;
+    this.key = [this.topic, this.partition];
+    this.inbox_max = o.inbox_max ?? 8192;
+    this.persisted = hs;
+    const storage = new BatchLogStorage(index);
+    this.raft = new Raft({
+      id: o.node_id,
+      storage,
+      prng: new Prng(o.seed ?? (Math.random() * 2 ** 32) >>> 0),
+      conf_state: { voters: [...o.voters], learners: [] },
+      // Membership is static (no conf_change entries are ever written). The bootstrap point must not
+      // be above the commit index: an uncommitted tail can still be cut, and the core would take that
+      // for undoing a committed membership change. The replay of [commit + 1, last] reads lazy
+      // entries (no I/O) and finds nothing.
+      conf_state_index: hs.commit,
+      hard_state: hs,
+      // Everything up to the commit index is applied: applying is moving the high watermark.
+      applied_index: hs.commit,
+      election_timeout_ticks: o.election_timeout_ticks ?? raftDefaults.election_timeout_ticks,
+      heartbeat_interval_ticks: o.heartbeat_interval_ticks ?? raftDefaults.heartbeat_interval_ticks,
+      // One entry is one batch: the core must accept any batch the topic accepts.
+      proposal_max_bytes: Math.max(raftDefaults.proposal_max_bytes, o.log.config.max_message_bytes),
+    });
+  }
+
+  /**
+   * Rebuilds the batch index from the partition's segments, reads the hard state, builds the core,
+   * sets the high watermark to the persisted commit point and takes over the partition's produce.
+   */
+  static async open(o: PartitionNodeOptions): Promise<PartitionNode> {
+    const log = o.log;
+    const index = new BatchIndex(log.logStartOffset);
+    await log.scanLocalBatches((b) => index.push({ base_offset: b.base_offset, next_offset: b.last_offset + 1, term: b.leader_epoch, size_bytes: b.size_bytes }));
+    const key: PartitionKey = [log.topic, log.partition];
+    const stored = o.catalog.getRaftState(key) ?? { term: 0, vote: NONE, commit: 0 };
+    let commit = stored.commit;
+    if (commit > index.lastIndex) {
+      // Only possible when segments were not fsynced (flush.ms / flush.messages > 1) and the machine
+      // lost its page cache: the commit point refers to batches that are gone. Raft cannot repair
+      // that from here; start from what is stored and let the leader bring the rest back.
+      o.logger.warn({ topic: log.topic, partition: log.partition, commit, last_index: index.lastIndex }, 'raft: persisted commit index is beyond the stored log (unsynced segments lost); clamping');
+      commit = index.lastIndex;
+    }
+    const node = new PartitionNode(o, index, { term: stored.term, vote: stored.vote, commit });
+    log.advanceHighWatermark(index.nextOffset(commit));
+    log.setReplicator(node);
+    return node;
+  }
+
+  // ---- inputs ----------------------------------------------------------------------------------
+
+  tick(): void {
+    if (this.stopped) return;
+    // A partition whose Ready is slow (a slow disk) must not get a burst of ticks afterwards.
+    if (this.ticks < 3) this.ticks++;
+    this.kick();
+  }
+
+  step(m: Message): void {
+    if (this.stopped || m.to !== this.o.node_id) return;
+    if (this.inbox.length >= this.inbox_max) this.inbox.shift();
+    this.inbox.push(m);
+    this.kick();
+  }
+
+  /** PartitionReplicator: produce on this partition (leader only; NOT_LEADER with the leader's address otherwise). */
+  append(batches: Buffer[], opts: AppendOptions): Promise<AppendResult> {
+    if (this.stopped) return Promise.reject(closed(`raft node of ${this.topic}/${this.partition}`));
+    if (this.failure !== null) return Promise.reject(new EngineError('STORAGE_ERROR', `${this.topic}/${this.partition} stopped replicating on this node: ${this.failure}`));
+    if (this.raft.role !== 'leader') return Promise.reject(this.notLeader());
+    return new Promise((resolve, reject) => {
+      this.proposals.push({ batches, acks: opts.acks ?? 'all', resolve, reject });
+      this.kick();
+    });
+  }
+
+  // ---- observers -------------------------------------------------------------------------------
+
+  get role(): Role {
+    return this.raft.role;
+  }
+  get leaderId(): NodeId {
+    return this.raft.lead;
+  }
+  get term(): number {
+    return this.raft.term;
+  }
+  get commitIndex(): number {
+    return this.raft.commitIndex;
+  }
+  get lastIndex(): number {
+    return this.index.lastIndex;
+  }
+
+  status(): PartitionRaftStatus {
+    const replicas: ReplicaStatus[] = [];
+    if (this.raft.role === 'leader') {
+      for (const id of this.o.voters) {
+        const pr = this.raft.progressOf(id);
+        if (pr === undefined) continue;
+        replicas.push({ node_id: id, match_index: pr.match, next_index: pr.next, state: id === this.o.node_id ? 'self' : pr.state });
+      }
+    }
+    return { leader_id: this.raft.lead, term: this.raft.term, role: this.raft.role, commit_index: this.raft.commitIndex, last_index: this.index.lastIndex, replicas, failed: this.failure };
+  }
+
+  private notLeader(): EngineError {
+    const lead = this.raft.lead;
+    const address = lead !== NONE && lead !== this.o.node_id ? this.o.address_of(lead) : '';
+    const where = address ? `; its leader is node ${lead} at ${address}` : '; no leader is known yet (an election is under way): retry shortly';
+    return new EngineError('NOT_LEADER', `node ${this.o.node_id} is not the leader of ${this.topic}/${this.partition}${where}`, {
+      leader_id: lead === this.o.node_id ? NONE : lead,
+      ...(address ? { leader: address } : {}),
+    });
+  }
+
+  // ---- the loop --------------------------------------------------------------------------------
+
+  private kick(): void {
+    if (this.running !== null || this.stopped || this.failure !== null) return;
+    this.running = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.run());
+  }
+
+  private hasInput(): boolean {
+    return this.ticks > 0 || this.inbox.length > 0 || this.proposals.length > 0;
+  }
+
+  private async run(): Promise<void> {
+    try {
+      while (!this.stopped) {
+        this.feed();
+        if (!this.raft.hasReady()) break;
+        const rd = this.raft.ready();
+        await this.carryOut(rd);
+        this.raft.advance(rd);
+        this.readies++;
+        this.settle();
+      }
+    } catch (err) {
+      if (!this.stopped) this.fail(err);
+    } finally {
+      this.running = null;
+    }
+    if (!this.stopped && this.failure === null && this.hasInput()) this.kick();
+  }
+
+  private feed(): void {
+    for (; this.ticks > 0; this.ticks--) this.raft.tick();
+    const inbox = this.inbox;
+    this.inbox = [];
+    for (const m of inbox) this.raft.step(m);
+    const proposals = this.proposals;
+    this.proposals = [];
+    for (const p of proposals) this.propose(p);
+  }
+
+  private propose(p: Proposal): void {
+    if (this.raft.role !== 'leader') return p.reject(this.notLeader());
+    const room = raftDefaults.uncommitted_entries_max - (this.raft.lastIndex() - this.raft.commitIndex);
+    if (p.batches.length > room) {
+      return p.reject(new EngineError('LIMIT_EXCEEDED', `${this.topic}/${this.partition}: ${raftDefaults.uncommitted_entries_max} batches are waiting to commit; retry`, { uncommitted_entries_max: raftDefaults.uncommitted_entries_max }));
+    }
+    let first = 0;
+    let last = 0;
+    let term = 0;
+    try {
+      for (const b of p.batches) {
+        this.own.add(b);
+        const r = this.raft.propose(b);
+        if (first === 0) first = r.index;
+        assert(last === 0 || r.index === last + 1, 'one request\'s batches take consecutive indexes');
+        last = r.index;
+        term = r.term;
+      }
+    } catch (err) {
+      if (!isEngineError(err) || first !== 0) throw err; // the checks above make a later refusal impossible
+      return p.reject(err);
+    }
+    this.pending.push({ first, last, term, acks: p.acks, persisted: false, resolve: p.resolve, reject: p.reject });
+  }
+
+  private async carryOut(rd: Ready): Promise<void> {
+    if (rd.entries_to_persist.length > 0) await this.retrying('persisting entries', () => this.persistEntries(rd.entries_to_persist));
+    if (rd.hard_state) {
+      const hs = rd.hard_state;
+      assert(hs.commit <= this.index.lastIndex, `hard state commit ${hs.commit} beyond the stored log ${this.index.lastIndex}`);
+      if (hs.term !== this.persisted.term || hs.vote !== this.persisted.vote) {
+        // Term and vote are what the messages of this Ready promise: durable before they leave.
+        await this.retrying('persisting the hard state', () => this.o.catalog.putRaftState(this.key, hs));
+      } else {
+        // Only the commit index moved. It is volatile state in Raft (Figure 2): losing it in a crash
+        // only means relearning it from the leader. It is stored, without waiting, so that a
+        // restarted node serves what it knew committed at once; LMDB keeps the writes in order.
+        this.o.catalog.putRaftState(this.key, hs).catch((err: unknown) => {
+          if (!this.stopped) this.o.logger.warn({ topic: this.topic, partition: this.partition, err: (err as Error).message }, 'raft: storing the commit index failed');
+        });
+      }
+      this.persisted = hs;
+    }
+    if (rd.messages_to_send.length > 0) {
+      const out = await this.loadEntries(rd.messages_to_send);
+      if (out.length > 0 && !this.stopped) this.o.send(out);
+    }
+    const applied = rd.committed_entries_to_apply[rd.committed_entries_to_apply.length - 1];
+    if (applied !== undefined) {
+      assert(applied.index <= this.index.lastIndex, `applying ${applied.index} beyond the stored log ${this.index.lastIndex}`);
+      this.o.log.advanceHighWatermark(this.index.nextOffset(applied.index));
+    }
+  }
+
+  /**
+   * A failed write (a full disk, an I/O error) is retried with backoff: the Ready cannot be skipped,
+   * and nothing it promises may leave before it is durable. Closing the node ends the retries.
+   */
+  private async retrying(what: string, fn: () => Promise<void>): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (err instanceof AssertionError || this.stopped || !isEngineError(err) || !err.retriable) throw err;
+        const wait_ms = Math.min(PERSIST_RETRY_MAX_MS, 50 * 2 ** Math.min(attempt, 7));
+        if (attempt % 10 === 0) this.o.logger.warn({ topic: this.topic, partition: this.partition, err: err.message, attempt }, `raft: ${what} failed; retrying`);
+        await new Promise((r) => setTimeout(r, wait_ms));
+      }
+    }
+  }
+
+  /** Step 1: the segment store becomes the log the core handed out (suffix cut, entries appended). */
+  private async persistEntries(entries: readonly Entry[]): Promise<void> {
+    const first = entries[0]!.index;
+    assert(first >= 1 && first <= this.index.lastIndex + 1, `entries start at ${first}, the log ends at ${this.index.lastIndex}`);
+    if (first <= this.index.lastIndex) {
+      // A conflicting suffix (never committed: the core asserts so) goes before the new entries land.
+      await this.o.log.truncateTo(this.index.nextOffset(first - 1));
+      this.index.truncateAfter(first - 1);
+    }
+    let next = this.index.endOffset;
+    let chunk: Buffer[] = [];
+    let chunk_bytes = 0;
+    const indexed: Array<{ base_offset: number; next_offset: number; term: number; size_bytes: number }> = [];
+    const flush = async () => {
+      if (chunk.length === 0) return;
+      await this.o.log.appendReplicated(chunk);
+      for (const b of indexed) this.index.push(b);
+      chunk = [];
+      chunk_bytes = 0;
+      indexed.length = 0;
+    };
+    for (const e of entries) {
+      assert(e.kind === 'normal', 'membership is static: no conf_change entries');
+      assert(!isLazyEntry(e), `entry ${e.index} to persist has no bytes`);
+      let b: Buffer;
+      if (e.data.length === 0) {
+        b = noopBatch(next, e.term);
+      } else if (this.own.has(e.data)) {
+        // Our own proposal: the log assigns its offset and stamps the term, in place (outside the CRC).
+        b = e.data;
+        stampBatch(b, 0, next, e.term);
+      } else {
+        // The leader's bytes: they must land at the offset they carry (Log Matching gives the same prefix).
+        b = e.data;
+        assert(batchBaseOffset(b) === next, `entry ${e.index} carries offset ${batchBaseOffset(b)}, the log ends at ${next}`);
+        assert(batchLeaderEpoch(b) === e.term, `entry ${e.index} of term ${e.term} carries leader epoch ${batchLeaderEpoch(b)}`);
+      }
+      const next_offset = next + batchLastOffsetDelta(b) + 1;
+      indexed.push({ base_offset: next, next_offset, term: e.term, size_bytes: b.length });
+      chunk.push(b);
+      chunk_bytes += b.length;
+      next = next_offset;
+      if (chunk_bytes >= APPEND_CHUNK_BYTES) await flush();
+    }
+    await flush();
+    const last = entries[entries.length - 1]!;
+    assert(this.index.lastIndex === last.index && this.index.term(last.index) === last.term, 'the index ends with the last persisted entry');
+  }
+
+  /**
+   * Step 3: appends leave with the stored bytes of every entry. Lazy entries (read through the
+   * index) and the leader's empty entry are loaded from the segment store; an append whose entries
+   * are no longer in this log (overwritten since it was built) is stale and dropped.
+   */
+  private async loadEntries(messages: readonly Message[]): Promise<Message[]> {
+    const out: Message[] = [];
+    for (const m of messages) {
+      if (m.type !== 'append' || m.entries.length === 0 || m.entries.every((e) => this.holdsBytes(e))) {
+        out.push(m);
+        continue;
+      }
+      const entries = await this.readEntries(m);
+      if (entries !== null) out.push({ ...m, entries });
+    }
+    return out;
+  }
+
+  /** True when `e.data` already is the stored batch of entry e (our own proposals, stamped in place). */
+  private holdsBytes(e: Entry): boolean {
+    if (isLazyEntry(e) || e.data.length < 61 || e.index > this.index.lastIndex) return false;
+    return this.index.term(e.index) === e.term && batchBaseOffset(e.data) === this.index.baseOffset(e.index) && batchLeaderEpoch(e.data) === e.term && e.data.length === this.index.sizeBytes(e.index);
+  }
+
+  private async readEntries(m: AppendRequest): Promise<Entry[] | null> {
+    const lo = m.entries[0]!.index;
+    const hi = m.entries[m.entries.length - 1]!.index;
+    if (hi > this.index.lastIndex) return null;
+    for (const e of m.entries) if (this.index.term(e.index) !== e.term) return null;
+    const from = this.index.baseOffset(lo);
+    const to = this.index.nextOffset(hi);
+    const batches: Buffer[] = [];
+    for (let offset = from; offset < to; ) {
+      const r = await this.o.log.readLocal(offset, LOAD_READ_BYTES);
+      // The pooled buffer is left to the garbage collector (not released): the views below outlive this call.
+      forEachBatch(r.records, (pos, size) => {
+        if (batchBaseOffset(r.records, pos) < to) batches.push(r.records.subarray(pos, pos + size));
+      });
+      if (r.next_offset <= offset) return null; // the log moved under us (it cannot while this Ready runs)
+      offset = r.next_offset;
+    }
+    // The first batch returned may start before `from` only if `from` is not a batch boundary: it is.
+    if (batches.length !== m.entries.length) return null;
+    return m.entries.map((e, i) => {
+      const b = batches[i]!;
+      assert(batchBaseOffset(b) === this.index.baseOffset(e.index) && batchLeaderEpoch(b) === e.term && b.length === this.index.sizeBytes(e.index), `stored batch of entry ${e.index} does not match the index`);
+      return { index: e.index, term: e.term, kind: e.kind, data: b };
+    });
+  }
+
+  /** Step 5: answer producers whose batches are durable or committed, or lost. */
+  private settle(): void {
+    if (this.pending.length === 0) return;
+    const commit = this.raft.commitIndex;
+    const keep: Pending[] = [];
+    for (const p of this.pending) {
+      const stored = p.last <= this.index.lastIndex && this.index.term(p.first) === p.term && this.index.term(p.last) === p.term;
+      if (stored) p.persisted = true;
+      const lost =
+        (p.first <= this.index.lastIndex && this.index.term(p.first) !== p.term) || (p.persisted && !stored) || (p.last <= commit && !stored);
+      if (lost) {
+        p.reject(
+          new EngineError('NOT_LEADER', `${this.topic}/${this.partition}: the batches were not committed (a new leader's log replaced them); nothing was appended, retry`, {
+            leader_id: this.raft.lead === this.o.node_id ? NONE : this.raft.lead,
+            ...(this.raft.lead !== NONE && this.raft.lead !== this.o.node_id ? { leader: this.o.address_of(this.raft.lead) } : {}),
+          }),
+        );
+        continue;
+      }
+      if (stored && (p.acks === 'leader' || p.last <= commit)) {
+        p.resolve({ base_offset: this.index.baseOffset(p.first), last_offset: this.index.nextOffset(p.last) - 1 });
+        continue;
+      }
+      keep.push(p);
+    }
+    this.pending = keep;
+  }
+
+  private fail(err: unknown): void {
+    const why = (err as Error)?.message ?? String(err);
+    this.failure = why;
+    this.o.logger.error({ topic: this.topic, partition: this.partition, err: why, stack: (err as Error)?.stack }, 'raft: partition stopped replicating on this node');
+    const e = new EngineError('STORAGE_ERROR', `${this.topic}/${this.partition} stopped replicating on this node: ${why}`);
+    for (const p of this.proposals.splice(0)) p.reject(e);
+    for (const p of this.pending.splice(0)) p.reject(e);
+  }
+
+  /** Stops the loop (waiting for a Ready under way), refuses what is queued, detaches from the log. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    const running = this.running;
+    if (running) await running.catch(() => undefined);
+    const e = closed(`raft node of ${this.topic}/${this.partition}`);
+    for (const p of this.proposals.splice(0)) p.reject(e);
+    for (const p of this.pending.splice(0)) p.reject(e);
+    try {
+      this.o.log.setReplicator(null);
+    } catch {
+      // the log may be closed already
+    }
+  }
+}

@@ -1,0 +1,209 @@
+/**
+ * Node-to-node transport of a Raft cluster over gRPC, on each node's ordinary --listen port
+ * (service Raft in server/proto/relaylog.proto):
+ *
+ *  - each node opens one client stream `Raft.Step` to each peer and sends every partition's
+ *    messages to that peer on it, batched into frames (one frame per event-loop turn per peer);
+ *    the peer's answers come back on the peer's own stream to this node;
+ *  - sending never blocks the Raft loop: a message for a peer that is down, or whose stream is
+ *    backed up beyond `peer_queue_max_bytes`, is dropped. Raft is built for lossy links: heartbeats,
+ *    probes and retransmission recover (etcd's transport behaves the same);
+ *  - a broken stream is reopened on the next send, at most every `reconnect_ms`.
+ *
+ * The same per-peer channel carries the unary cluster calls (topic creation forwarding, topic lists).
+ */
+import { credentials, makeGenericClientConstructor, Metadata, type Client, type ClientWritableStream, type ServiceError } from '@grpc/grpc-js';
+import { RaftService } from '../../../server/proto/load.js';
+import type { NodeId } from '../core/types.js';
+import { encodeRaftMessage, messageBytes, type PartitionMessage } from './codec.js';
+
+export interface TransportLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+export interface TransportOptions {
+  node_id: NodeId;
+  /** Every node of the cluster, this one included: id -> HOST:PORT. */
+  peers: ReadonlyMap<NodeId, string>;
+  logger: TransportLogger;
+  /** Bytes written to a peer's stream and not yet flushed to its socket, beyond which messages are dropped. */
+  peer_queue_max_bytes?: number;
+  /** Wait at least this long between attempts to (re)open a peer's stream. */
+  reconnect_ms?: number;
+  /** A frame carries at most this many bytes of messages (a single larger message still goes alone). */
+  frame_max_bytes?: number;
+}
+
+const RaftClient = makeGenericClientConstructor(RaftService, 'Raft');
+const MESSAGE_MAX_BYTES = 65 * 1024 * 1024;
+
+interface Peer {
+  readonly id: NodeId;
+  readonly address: string;
+  readonly client: Client;
+  stream: ClientWritableStream<object> | null;
+  opened_ms: number;
+  queue: PartitionMessage[];
+  queue_bytes: number;
+  /** Written to the stream, not yet handed to the socket. */
+  inflight_bytes: number;
+  /** When inflight_bytes first went over the limit (a stuck stream is reopened after a while). */
+  congested_since_ms: number;
+  flush_scheduled: boolean;
+  up: boolean;
+}
+
+export class RaftTransport {
+  private readonly peers = new Map<NodeId, Peer>();
+  private closed = false;
+  /** Messages dropped because a peer was unreachable or backed up (metrics, tests). */
+  dropped = 0;
+  sent = 0;
+  private readonly queue_max: number;
+  private readonly reconnect_ms: number;
+  private readonly frame_max: number;
+
+  constructor(private readonly o: TransportOptions) {
+    this.queue_max = o.peer_queue_max_bytes ?? 64 * 1024 * 1024;
+    this.reconnect_ms = o.reconnect_ms ?? 200;
+    this.frame_max = o.frame_max_bytes ?? 8 * 1024 * 1024;
+    for (const [id, address] of o.peers) {
+      if (id === o.node_id) continue;
+      const client = new RaftClient(address, credentials.createInsecure(), {
+        'grpc.max_receive_message_length': MESSAGE_MAX_BYTES,
+        'grpc.max_send_message_length': MESSAGE_MAX_BYTES,
+        'grpc-node.flow_control_window': 16 * 1024 * 1024,
+        // Reconnect quickly after a peer restarts (grpc-js's default backoff grows to 120 s).
+        'grpc.initial_reconnect_backoff_ms': 100,
+        'grpc.max_reconnect_backoff_ms': 1000,
+      });
+      this.peers.set(id, { id, address, client, stream: null, opened_ms: 0, queue: [], queue_bytes: 0, inflight_bytes: 0, congested_since_ms: 0, flush_scheduled: false, up: false });
+    }
+  }
+
+  /** Queues a message for its destination node (m.message.to); sent with the others of this turn. */
+  send(pm: PartitionMessage): void {
+    const peer = this.peers.get(pm.message.to);
+    if (peer === undefined || this.closed) {
+      this.dropped++;
+      return;
+    }
+    const size = messageBytes(pm.message);
+    if (peer.queue_bytes + peer.inflight_bytes + size > this.queue_max && peer.queue.length > 0) {
+      this.dropped++;
+      return;
+    }
+    peer.queue.push(pm);
+    peer.queue_bytes += size;
+    if (!peer.flush_scheduled) {
+      peer.flush_scheduled = true;
+      setImmediate(() => this.flush(peer));
+    }
+  }
+
+  private flush(peer: Peer): void {
+    peer.flush_scheduled = false;
+    if (this.closed || peer.queue.length === 0) return;
+    const now = Date.now();
+    if (peer.inflight_bytes > this.queue_max) {
+      // The stream is not draining: drop what is queued; reopen it if it stays stuck.
+      if (peer.congested_since_ms === 0) peer.congested_since_ms = now;
+      else if (now - peer.congested_since_ms > 5_000) this.resetStream(peer, 'stream stuck');
+      this.dropQueue(peer);
+      return;
+    }
+    peer.congested_since_ms = 0;
+    const stream = this.streamOf(peer, now);
+    if (stream === null) {
+      this.dropQueue(peer);
+      return;
+    }
+    while (peer.queue.length > 0) {
+      const frame: Record<string, unknown>[] = [];
+      let bytes = 0;
+      while (peer.queue.length > 0) {
+        const size = messageBytes(peer.queue[0]!.message);
+        if (frame.length > 0 && bytes + size > this.frame_max) break;
+        frame.push(encodeRaftMessage(peer.queue.shift()!));
+        bytes += size;
+      }
+      peer.queue_bytes -= bytes;
+      peer.inflight_bytes += bytes;
+      this.sent += frame.length;
+      stream.write({ from: this.o.node_id, to: peer.id, messages: frame }, () => {
+        peer.inflight_bytes -= bytes;
+      });
+    }
+    peer.queue_bytes = 0;
+  }
+
+  private dropQueue(peer: Peer): void {
+    this.dropped += peer.queue.length;
+    peer.queue = [];
+    peer.queue_bytes = 0;
+  }
+
+  private streamOf(peer: Peer, now: number): ClientWritableStream<object> | null {
+    if (peer.stream !== null) return peer.stream;
+    if (now - peer.opened_ms < this.reconnect_ms) return null;
+    peer.opened_ms = now;
+    type Open = (md: Metadata, cb: (err: ServiceError | null) => void) => ClientWritableStream<object>;
+    const open = (peer.client as unknown as Record<string, Open>).Step!.bind(peer.client);
+    const stream = open(new Metadata(), (err) => {
+      if (peer.stream === stream) this.resetStream(peer, err ? err.details || err.message : 'ended');
+    });
+    stream.on('error', () => undefined); // reported through the callback above
+    peer.stream = stream;
+    peer.inflight_bytes = 0;
+    return stream;
+  }
+
+  private resetStream(peer: Peer, why: string): void {
+    const stream = peer.stream;
+    peer.stream = null;
+    peer.inflight_bytes = 0;
+    peer.congested_since_ms = 0;
+    if (stream) stream.cancel();
+    if (peer.up) this.o.logger.info({ peer: peer.id, address: peer.address, why }, 'raft: stream to peer closed');
+    peer.up = false;
+  }
+
+  /** Marks a peer reachable (it answered or sent something): for the log only. */
+  heardFrom(id: NodeId): void {
+    const peer = this.peers.get(id);
+    if (peer && !peer.up) {
+      peer.up = true;
+      this.o.logger.info({ peer: id, address: peer.address }, 'raft: peer reachable');
+    }
+  }
+
+  /** A unary Raft-service call to a peer (topic forwarding); rejects with the gRPC error. */
+  call<T>(to: NodeId, method: string, req: object, deadline_ms: number): Promise<T> {
+    const peer = this.peers.get(to);
+    if (peer === undefined) return Promise.reject(new Error(`unknown peer ${to}`));
+    type Rpc = (req: object, md: Metadata, opts: object, cb: (err: ServiceError | null, res: unknown) => void) => unknown;
+    const rpc = (peer.client as unknown as Record<string, Rpc>)[method]!.bind(peer.client);
+    return new Promise((resolve, reject) => {
+      rpc(req, new Metadata(), { deadline: Date.now() + deadline_ms }, (err, res) => (err ? reject(err) : resolve(res as T)));
+    });
+  }
+
+  peerIds(): NodeId[] {
+    return [...this.peers.keys()];
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const peer of this.peers.values()) {
+      const stream = peer.stream;
+      peer.stream = null;
+      if (stream) {
+        stream.end();
+        stream.cancel();
+      }
+      peer.client.close();
+    }
+  }
+}

@@ -1,0 +1,248 @@
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { LogStore, ManualClock, batchLeaderEpoch, forEachBatch, isEngineError, type PartitionLog } from '../../../engine/index.js';
+import type { Message } from '../../../replication/raft/core/types.js';
+import { PartitionNode } from '../../../replication/raft/node/partition-node.js';
+import { batchOf, readAll } from '../../support/batches.js';
+import { tempDir } from '../../support/tmp.js';
+
+/*
+ * The Raft driver over real segment stores (three LogStores in Raft mode, one per node), wired by
+ * an in-process network that the test controls: ticks are manual, messages move when delivered,
+ * and a node can be cut off. Whatever the driver persists is the partition log itself.
+ */
+
+const clock = new ManualClock(1_700_000_000_000);
+const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
+let dir: string;
+let cleanup: () => void;
+
+beforeEach(() => ({ dir, cleanup } = tempDir('relaylog-raftnode-')));
+afterEach(() => cleanup());
+
+class Net {
+  readonly stores = new Map<number, LogStore>();
+  readonly nodes = new Map<number, PartitionNode>();
+  private queue: Message[] = [];
+  /** Nodes whose traffic (both ways) is dropped. */
+  readonly cut = new Set<number>();
+
+  static async start(ids = [1, 2, 3]): Promise<Net> {
+    const net = new Net();
+    for (const id of ids) await net.open(id);
+    return net;
+  }
+
+  async open(id: number): Promise<PartitionNode> {
+    const store = await LogStore.open({ dir: `${dir}/n${id}`, clock, raft: true, disk_free_floor_bytes: 0, retention_check_interval_ms: 0, archive_interval_ms: 0, compaction_interval_ms: 0 });
+    if (store.listTopics().length === 0) await store.createTopic('t', { partitions: 1 }, { created_ms: 1 });
+    this.stores.set(id, store);
+    const node = await PartitionNode.open({
+      node_id: id,
+      voters: [1, 2, 3],
+      log: store.partition('t', 0),
+      catalog: store.catalog,
+      send: (ms) => this.queue.push(...ms),
+      address_of: (n) => `node${n}:7450`,
+      logger: silent,
+      election_timeout_ticks: 10,
+      seed: id * 7919,
+    });
+    this.nodes.set(id, node);
+    return node;
+  }
+
+  async close(id: number, how: 'close' | 'crash' = 'close'): Promise<void> {
+    await this.nodes.get(id)!.stop();
+    this.nodes.delete(id);
+    const store = this.stores.get(id)!;
+    this.stores.delete(id);
+    if (how === 'close') await store.close();
+    else await store.abandon();
+  }
+
+  log(id: number): PartitionLog {
+    return this.stores.get(id)!.partition('t', 0);
+  }
+
+  node(id: number): PartitionNode {
+    return this.nodes.get(id)!;
+  }
+
+  /** One round: deliver what was sent, tick everyone (optionally), let the drivers run. */
+  async round(tick = true): Promise<void> {
+    const q = this.queue;
+    this.queue = [];
+    for (const m of q) {
+      if (this.cut.has(m.from) || this.cut.has(m.to)) continue;
+      this.nodes.get(m.to)?.step(m);
+    }
+    if (tick) for (const n of this.nodes.values()) n.tick();
+    await new Promise((r) => setTimeout(r, 2));
+  }
+
+  /** Rounds until `cond` holds; bounded (count) and failing with `what` otherwise. */
+  async until(what: string, cond: () => boolean, rounds = 3_000): Promise<void> {
+    for (let i = 0; i < rounds; i++) {
+      if (cond()) return;
+      await this.round();
+    }
+    throw new Error(`gave up waiting for ${what}`);
+  }
+
+  leader(among = [...this.nodes.keys()]): number | null {
+    const leaders = among.filter((id) => this.nodes.get(id)?.role === 'leader' && !this.cut.has(id));
+    return leaders.length === 1 ? leaders[0]! : null;
+  }
+
+  async closeAll(): Promise<void> {
+    for (const id of [...this.nodes.keys()]) await this.close(id);
+  }
+}
+
+/** A partition's stored batches, raw, up to its log end (uncommitted ones too). */
+async function stored(p: PartitionLog): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  for (let o = p.logStartOffset; o < p.logEndOffset; ) {
+    const r = await p.readLocal(o, 1 << 20);
+    forEachBatch(r.records, (pos, size) => out.push(Buffer.from(r.records.subarray(pos, pos + size))));
+    o = r.next_offset;
+  }
+  return out;
+}
+
+/** Drives rounds while `p` settles. */
+async function settle<T>(net: Net, p: Promise<T>, rounds = 3_000): Promise<T> {
+  let done = false;
+  let out: { ok: true; v: T } | { ok: false; e: unknown } | undefined;
+  p.then((v) => ((out = { ok: true, v }), (done = true)), (e: unknown) => ((out = { ok: false, e }), (done = true)));
+  for (let i = 0; i < rounds && !done; i++) await net.round();
+  if (!out) throw new Error('the promise did not settle');
+  if (!out.ok) throw out.e;
+  return out.v;
+}
+
+describe('PartitionNode', () => {
+  test('elects a leader whose empty entry is an empty batch stamped with its term, on every node', async () => {
+    const net = await Net.start();
+    try {
+      await net.until('a leader', () => net.leader() !== null);
+      const leader = net.leader()!;
+      await net.until('the empty entry committed everywhere', () => [1, 2, 3].every((id) => net.log(id).highWatermark === 1));
+      const term = net.node(leader).term;
+      for (const id of [1, 2, 3]) {
+        const [b] = await stored(net.log(id));
+        expect(b!.length).toBe(61);
+        expect(batchLeaderEpoch(b!)).toBe(term);
+        expect(await readAll(net.log(id))).toEqual([]); // consumers see no record
+      }
+    } finally {
+      await net.closeAll();
+    }
+  });
+
+  test('produce on the leader lands byte-identical at the same offsets on every node; acks=all answers once committed', async () => {
+    const net = await Net.start();
+    try {
+      await net.until('a leader', () => net.leader() !== null);
+      const leader = net.leader()!;
+      const results = [];
+      for (let i = 0; i < 20; i++) results.push(await settle(net, net.log(leader).append(batchOf(1 + (i % 3), `r${i}`), { acks: i % 2 === 0 ? 'all' : 'leader' })));
+      // One request of several batches takes consecutive entries, answered with its offsets.
+      const multi = await settle(net, net.log(leader).append([batchOf(2, 'm1'), batchOf(3, 'm2')]));
+      expect(multi.last_offset - multi.base_offset).toBe(4);
+      const end = multi.last_offset + 1;
+      await net.until('every node committed everything', () => [1, 2, 3].every((id) => net.log(id).highWatermark === end));
+      const ref = Buffer.concat(await stored(net.log(leader)));
+      for (const id of [1, 2, 3]) expect(Buffer.concat(await stored(net.log(id))).equals(ref), `node ${id}`).toBe(true);
+      const records = await readAll(net.log(leader === 1 ? 2 : 1));
+      expect(records.map((r) => r.value!.toString()).slice(0, 3)).toEqual(['r0-0', 'r1-0', 'r1-1']);
+      expect(records[0]!.offset).toBe(results[0]!.base_offset);
+    } finally {
+      await net.closeAll();
+    }
+  });
+
+  test('a follower refuses produce with NOT_LEADER naming the leader; the high watermark is the commit point', async () => {
+    const net = await Net.start();
+    try {
+      await net.until('a leader known everywhere', () => net.leader() !== null && [1, 2, 3].every((id) => net.node(id).leaderId === net.leader()));
+      const leader = net.leader()!;
+      const follower = [1, 2, 3].find((id) => id !== leader)!;
+      const err = await net.log(follower).append(batchOf(1)).catch((e: unknown) => e);
+      expect(isEngineError(err, 'NOT_LEADER')).toBe(true);
+      expect((err as { details: Record<string, unknown> }).details).toMatchObject({ leader_id: leader, leader: `node${leader}:7450` });
+      // With the followers cut off the leader writes but cannot commit: nothing past the commit point is readable.
+      const others = [1, 2, 3].filter((id) => id !== leader);
+      for (const id of others) net.cut.add(id);
+      const hw = net.log(leader).highWatermark;
+      const pending = net.log(leader).append(batchOf(1, 'uncommitted'));
+      pending.catch(() => undefined);
+      await net.until('the leader stored the batch', () => net.log(leader).logEndOffset > hw);
+      expect(net.log(leader).highWatermark).toBe(hw);
+      expect(await readAll(net.log(leader))).toEqual([]);
+      for (const id of others) net.cut.delete(id);
+      await settle(net, pending);
+      expect((await readAll(net.log(leader))).map((r) => r.value!.toString())).toEqual(['uncommitted-0']);
+    } finally {
+      await net.closeAll();
+    }
+  });
+
+  test('a deposed leader’s uncommitted tail is cut and replaced by the new leader’s log, also after a restart', async () => {
+    const net = await Net.start();
+    try {
+      await net.until('a leader', () => net.leader() !== null);
+      const old = net.leader()!;
+      await settle(net, net.log(old).append(batchOf(1, 'committed')));
+      // Cut the leader off; it stores batches nobody else gets.
+      net.cut.add(old);
+      const lost = [net.log(old).append(batchOf(1, 'lost-a')), net.log(old).append(batchOf(2, 'lost-b'))];
+      for (const p of lost) p.catch(() => undefined);
+      const end_before = net.log(old).logEndOffset;
+      await net.until('the old leader stored its tail', () => net.log(old).logEndOffset > end_before + 0 && net.node(old).lastIndex >= 4);
+      const rest = [1, 2, 3].filter((id) => id !== old);
+      await net.until('a new leader among the others', () => net.leader(rest) !== null);
+      const fresh = net.leader(rest)!;
+      await settle(net, net.log(fresh).append(batchOf(3, 'kept')));
+      // The old leader restarts (a crash: its uncommitted tail is on disk) and rejoins.
+      await net.close(old, 'crash');
+      await net.open(old);
+      net.cut.delete(old);
+      const end = net.log(fresh).logEndOffset;
+      await net.until('the old leader caught up', () => net.log(old).highWatermark === end && net.log(old).logEndOffset === end);
+      const ref = Buffer.concat(await stored(net.log(fresh)));
+      expect(Buffer.concat(await stored(net.log(old))).equals(ref)).toBe(true);
+      expect((await readAll(net.log(old))).map((r) => r.value!.toString())).toEqual(['committed-0', 'kept-0', 'kept-1', 'kept-2']);
+      // The producers of the lost batches were told (the stopped node refused them): nothing acknowledged was lost.
+      for (const p of lost) await expect(p).rejects.toMatchObject({ code: expect.stringMatching(/NOT_LEADER|CLOSED/) });
+    } finally {
+      await net.closeAll();
+    }
+  });
+
+  test('a restarted node rebuilds its index from the segments and its hard state from the catalog', async () => {
+    const net = await Net.start();
+    try {
+      await net.until('a leader', () => net.leader() !== null);
+      const leader = net.leader()!;
+      for (let i = 0; i < 5; i++) await settle(net, net.log(leader).append(batchOf(2, `r${i}`)));
+      const follower = [1, 2, 3].find((id) => id !== leader)!;
+      const end = net.log(leader).logEndOffset;
+      await net.until('the follower committed everything', () => net.log(follower).highWatermark === end);
+      const before = { term: net.node(follower).term, last: net.node(follower).lastIndex, commit: net.node(follower).commitIndex };
+      await net.close(follower);
+      const again = await net.open(follower);
+      expect({ term: again.term, last: again.lastIndex }).toEqual({ term: before.term, last: before.last });
+      // The high watermark comes back at the persisted commit point at once (no leader contact yet).
+      expect(net.log(follower).highWatermark).toBeGreaterThan(0);
+      expect(again.commitIndex).toBeLessThanOrEqual(before.commit);
+      await net.until('it rejoins', () => net.log(follower).highWatermark === end);
+      await settle(net, net.log(leader).append(batchOf(1, 'after')));
+      const end2 = net.log(leader).logEndOffset;
+      await net.until('it follows on', () => net.log(follower).highWatermark === end2);
+      expect(Buffer.concat(await stored(net.log(follower))).equals(Buffer.concat(await stored(net.log(leader))))).toBe(true);
+    } finally {
+      await net.closeAll();
+    }
+  });
+});
