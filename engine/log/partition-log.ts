@@ -683,6 +683,8 @@ export class PartitionLog {
   }
 
   private compacting = false;
+  /** Compaction's read buffer (see scratch()); dropped when a pass ends. */
+  private scratch_buf: Buffer | null = null;
   /** Bumped when a compacted segment replaces its original (a read racing the swap retries). */
   private compaction_swaps = 0;
 
@@ -710,34 +712,40 @@ export class PartitionLog {
       latestOffsets(await this.batchesOf(active, active_size), latest);
       const rule = { latest, tombstone_horizon_ms: this.deps.clock.now_ms() - (opts.delete_retention_ms ?? this.deps.config.delete_retention_ms ?? DEFAULT_DELETE_RETENTION_MS) };
       await this.rewritePass(segs, rule, out);
-      // Merging concatenates whole segments; the rewrite that follows it coalesces the empty ranges
-      // that meet at the old boundaries (a separate, equally crash-safe step). Shrinking may let
-      // more segments fit together, so repeat (bounded) until nothing merges.
-      for (let round = 0; round < 8 && opts.merge !== false && this.closed_state === 'open'; round++) {
-        const merged = await this.mergeSmallSegments(out);
-        if (merged.length === 0) break;
-        await this.rewritePass(merged, rule, out);
-      }
+      if (opts.merge !== false) await this.mergeSmallSegments(rule, out);
       return out;
     } finally {
       this.compacting = false;
+      this.scratch_buf = null;
     }
   }
 
+  /**
+   * Rewrites each of `segs` that compaction changes. The next segment is read and compacted while
+   * the previous one's copy is being written and fsynced (one swap in flight at a time, so at most
+   * two segments' bytes are held): the fsyncs, not the decoding, were half of a pass's time.
+   */
   private async rewritePass(segs: Segment[], rule: Parameters<typeof compactBatches>[1], out: CompactResult): Promise<void> {
-    for (const seg of segs) {
-      if (this.closed_state !== 'open') break;
-      if (seg.deleted) continue;
-      const before = await this.batchesOf(seg, seg.size_bytes);
-      const r = compactBatches(before, rule);
-      if (!r.changed) continue;
-      const bytes = Buffer.concat(r.batches);
-      if (await this.swapCompacted(seg, bytes)) {
-        out.segments_rewritten++;
-        out.records_removed += r.removed_records;
-        out.bytes_before += seg.size_bytes;
-        out.bytes_after += bytes.length;
+    let in_flight: Promise<void> = Promise.resolve();
+    try {
+      for (const seg of segs) {
+        if (this.closed_state !== 'open') break;
+        if (seg.deleted) continue;
+        const before = await this.batchesOf(seg, seg.size_bytes);
+        const r = compactBatches(before, rule);
+        if (!r.changed) continue;
+        const bytes = Buffer.concat(r.batches);
+        await in_flight;
+        in_flight = this.swapCompacted(seg, bytes).then((swapped) => {
+          if (!swapped) return;
+          out.segments_rewritten++;
+          out.records_removed += r.removed_records;
+          out.bytes_before += seg.size_bytes;
+          out.bytes_after += bytes.length;
+        });
       }
+    } finally {
+      await in_flight;
     }
   }
 
@@ -745,7 +753,7 @@ export class PartitionLog {
    * Merges runs of adjacent sealed segments whose sizes add up to at most segment.bytes into the
    * first of them (compaction shrinks segments; without this a compacted log would keep one small
    * file per rolled segment). Offsets are unchanged: the merged file is the same batches, one after
-   * the other. Crash-safe in the same way as a rewrite:
+   * the other, with adjacent empty ranges joined. Crash-safe in the same way as a rewrite:
    *   1. the merged bytes are written to `<first>.log.compact` and fsynced (a crash here: recovery
    *      deletes the copy, the originals hold);
    *   2. renamed over the first segment, directory fsynced (a crash here: recovery finds a sealed
@@ -756,25 +764,38 @@ export class PartitionLog {
    * Not done on a node with an archive tier: archived segments are named by base offset, and a
    * merged segment would overlap ones already uploaded.
    */
-  private async mergeSmallSegments(out: CompactResult): Promise<Segment[]> {
-    const merged: Segment[] = [];
-    if (this.deps.archive !== null) return merged;
-    // Catalog records of the rewrites before must be durable first: recovery relies on the first
-    // segment's recorded size differing from the merged file's (which is larger: the sum).
-    await this.deps.catalog.flush();
+  private async mergeSmallSegments(rule: Parameters<typeof compactBatches>[1], out: CompactResult): Promise<void> {
+    if (this.deps.archive !== null) return;
     for (let rounds = 0; rounds < 1000 && this.closed_state === 'open'; rounds++) {
       const group = this.mergeGroup();
       if (group === null) break;
+      // The catalog records of earlier rewrites and merges must be durable: recovery relies on the
+      // first segment's recorded size differing from the merged file's.
+      await this.deps.catalog.flush();
+      // The group's segments side by side in the scratch buffer (sized for all of them first).
+      let at = 0;
+      this.scratch(group.reduce((n, g) => n + g.size_bytes, 0));
       const parts: Buffer[] = [];
-      for (const seg of group) parts.push(...(await this.batchesOf(seg, seg.size_bytes)));
-      const fresh = await this.swapMerged(group, Buffer.concat(parts));
+      for (const seg of group) {
+        parts.push(...(await this.batchesOf(seg, seg.size_bytes, at)));
+        at += seg.size_bytes;
+      }
+      // The batches one after the other, with the empty ranges that meet at the old boundaries
+      // joined (and anything the rule drops now dropped). Should that come out at exactly the
+      // first segment's size, the plain concatenation is written instead (it is larger), so a
+      // crash can never leave a merged file that its stale catalog record would vouch for.
+      const r = compactBatches(parts, rule);
+      let bytes = Buffer.concat(r.batches);
+      let removed = r.removed_records;
+      if (bytes.length === group[0]!.size_bytes) {
+        bytes = Buffer.concat(parts);
+        removed = 0;
+      }
+      const fresh = await this.swapMerged(group, bytes);
       if (fresh === null) break;
-      merged.push(fresh);
       out.segments_merged += group.length - 1;
+      out.records_removed += removed;
     }
-    // The rewrite pass that follows relies on these records being durable in the same way.
-    await this.deps.catalog.flush();
-    return merged;
   }
 
   /** The first run of >= 2 adjacent sealed segments that fits in segment.bytes, or null. */
@@ -850,20 +871,31 @@ export class PartitionLog {
   }
 
   /** The batches of `seg` up to `size` bytes, read whole (a segment is at most segment.bytes). */
-  private async batchesOf(seg: Segment, size: number): Promise<Buffer[]> {
+  private async batchesOf(seg: Segment, size: number, at = 0): Promise<Buffer[]> {
+    const scratch = this.scratch(at + size);
     const buf = await seg.use(this.deps.clock.now_ms(), async (fh) => {
-      const b = Buffer.allocUnsafe(size);
       let done = 0;
       while (done < size) {
-        const { bytesRead } = await fh.read(b, done, size - done, done);
+        const { bytesRead } = await fh.read(scratch, at + done, size - done, done);
         if (bytesRead === 0) break;
         done += bytesRead;
       }
-      return b.subarray(0, done);
+      return scratch.subarray(at, at + done);
     });
     const out: Buffer[] = [];
     forEachBatch(buf, (pos, n) => out.push(buf.subarray(pos, pos + n)));
     return out;
+  }
+
+  /**
+   * Compaction reads whole segments into one buffer reused from segment to segment: on this kind
+   * of machine first-touching fresh memory costs about 4 ms per MiB, which made allocating a new
+   * buffer per segment read the largest cost of a pass. Batches read into it are valid until the
+   * next read at the same place; everything kept is copied out (Buffer.concat) before that.
+   */
+  private scratch(min_bytes: number): Buffer {
+    if (this.scratch_buf === null || this.scratch_buf.length < min_bytes) this.scratch_buf = Buffer.allocUnsafeSlow(min_bytes);
+    return this.scratch_buf;
   }
 
   /** Writes the compacted bytes aside, fsyncs, renames over `seg` and updates catalog and index. */
