@@ -930,6 +930,49 @@ export class PartitionLog {
   }
 
   /**
+   * Copies archived segments back to the SSD tier, so that the local log starts at the segment
+   * holding `from_offset`: a node rebuilt from the archive (`relaylog restore`) then serves that
+   * range from local disk. Only on a partition that holds nothing locally yet. Each copy is checked
+   * against the manifest (size, CRC-32C) and written aside, fsynced and renamed; the catalog
+   * already has the segments' index entries (they are the archived ones). Local retention
+   * (`local.retention.*`) applies to the copies as to any archived local segment. Returns the
+   * number of segments copied.
+   */
+  restoreLocal(from_offset: number): Promise<number> {
+    return this.exclusive(async () => {
+      if (this.closed_state !== 'open') throw closed(`partition ${this.topic}/${this.partition}`);
+      const archive = this.deps.archive;
+      if (archive === null) throw new EngineError('ARCHIVE_NOT_CONFIGURED', `${this.topic}/${this.partition} has no archive tier to restore from`);
+      if (this.segments.length !== 1 || this.active.size_bytes !== 0) {
+        throw invalidArgument(`${this.topic}/${this.partition} already holds offsets ${this.segments[0]!.base_offset}..${this.end_offset} locally; restore into an empty data dir`);
+      }
+      const end = this.active.base_offset;
+      const picks = this.archived.filter((a) => a.next_offset > from_offset && a.base_offset < end);
+      for (let i = 0; i < picks.length; i++) {
+        const next = picks[i + 1]?.base_offset ?? end;
+        if (picks[i]!.next_offset !== next) throw corruptSegment(picks[i]!.path, 0, `archived segment ends at offset ${picks[i]!.next_offset - 1} but the next one starts at ${next}`);
+      }
+      const restored: Segment[] = [];
+      for (const a of picks) {
+        const seg = Segment.at(this.deps.dir, a.base_offset);
+        await archive.download(a, seg.path);
+        seg.size_bytes = a.size_bytes;
+        seg.durable_bytes = a.size_bytes;
+        seg.next_offset = a.next_offset;
+        seg.max_timestamp_ms = a.max_timestamp_ms;
+        seg.sealed = true;
+        restored.push(seg); // batches are CRC-checked on first read, as after any recovery scan
+      }
+      if (restored.length === 0) return 0;
+      await syncDir(this.deps.dir);
+      this.segments.unshift(...restored);
+      for (const seg of restored) void this.deps.catalog.putSegment(this.key, seg.base_offset, seg.record());
+      await this.deps.catalog.flush();
+      return restored.length;
+    });
+  }
+
+  /**
    * Moves an empty log to start at `offset` (a relay or follower joining an upstream whose log
    * starts there after retention). Refused unless the log holds nothing, locally or archived.
    */

@@ -29,7 +29,8 @@ export interface RecoveredPartition {
 export async function recoverPartition(dir: string, key: PartitionKey, catalog: Catalog, indexer: Indexer): Promise<RecoveredPartition> {
   const files = await readdir(dir);
   // A compaction that stopped before its rename leaves the new copy aside: the original still holds.
-  for (const f of files) if (f.endsWith('.log.compact')) await unlink(join(dir, f)).catch(() => undefined);
+  // So does a copy from the archive (`relaylog restore --ssd-from-...`) that stopped before its rename.
+  for (const f of files) if (f.endsWith('.log.compact') || f.endsWith('.log.download')) await unlink(join(dir, f)).catch(() => undefined);
   const names = files.map((n) => parseSegmentFileName(n)).filter((b): b is number => b !== null);
   names.sort((a, b) => a - b);
   const records = new Map(catalog.listSegments(key).map((s) => [s.base_offset, s.record] as const));

@@ -1,4 +1,5 @@
 import { createReadStream } from 'node:fs';
+import { open as openFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { closed, corruptSegment } from '../base/errors.js';
 import type { Clock } from '../base/clock.js';
@@ -224,6 +225,33 @@ export class ArchiveTier {
     await this.opts.store.delete(a.path);
     await this.opts.store.delete(a.path.replace(/\.log$/, '.json'));
     this.metrics.deletes++;
+  }
+
+  /**
+   * Copies an archived segment to `local_path`: written aside (`.download`), its size and CRC-32C
+   * checked against the manifest, fsynced, then renamed into place. The caller fsyncs the directory.
+   */
+  async download(a: ArchivedSegment, local_path: string): Promise<void> {
+    const tmp = `${local_path}.download`;
+    const fh = await openFile(tmp, 'w');
+    try {
+      let crc = 0;
+      for (let pos = 0; pos < a.size_bytes; ) {
+        const b = await this.opts.store.read(a.path, pos, Math.min(STREAM_CHUNK_BYTES * 4, a.size_bytes - pos));
+        if (b.length === 0) throw corruptSegment(`${this.url}/${a.path}`, pos, `archived segment ends at byte ${pos}; the manifest says ${a.size_bytes} bytes`);
+        crc = crc32c(b, crc);
+        await fh.write(b, 0, b.length, pos);
+        pos += b.length;
+      }
+      if (crc !== a.crc32c) throw corruptSegment(`${this.url}/${a.path}`, 0, `archived segment has CRC-32C 0x${crc.toString(16)}, the manifest says 0x${a.crc32c.toString(16)}`);
+      await fh.datasync();
+    } catch (err) {
+      await fh.close();
+      await unlink(tmp).catch(() => undefined);
+      throw err;
+    }
+    await fh.close();
+    await rename(tmp, local_path);
   }
 
   /** A RangeSource reading an archived segment through the cache. */

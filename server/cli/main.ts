@@ -122,17 +122,28 @@ function serveCommands(cli: Command): void {
     });
   cli
     .command('restore')
-    .description("rebuild a node's catalog from the archive alone (into an empty data dir), then exit")
+    .description("rebuild a node's catalog from the archive alone (into an empty data dir), optionally copying a recent range back to its SSD tier, then exit")
     .requiredOption('--archive <url>', 'archive to restore from')
     .option('--data <dir>', 'data directory', DEFAULT_DATA_DIR)
-    .action(async (o: { archive: string; data: string }) => {
+    .option('--ssd-from-offset <offset>', 'also copy the archived segments from the one holding OFFSET to the end back to local disk', nonNegativeInt('--ssd-from-offset'))
+    .option('--ssd-from-time <time>', 'also copy the archived segments from the first record with timestamp >= TIME (ISO-8601 or epoch ms) to the end back to local disk', parseTime)
+    .option('--topic <name>', 'with --ssd-from-*: only this topic')
+    .action(async (o: { archive: string; data: string; ssdFromOffset?: number; ssdFromTime?: number; topic?: string }) => {
+      if (o.ssdFromOffset !== undefined && o.ssdFromTime !== undefined) throw new UsageError('give --ssd-from-offset or --ssd-from-time, not both');
       const { LogStore } = await import('../../engine/log/log-store.js');
-      const store = await LogStore.open({ dir: o.data, archive_url: o.archive, archive_interval_ms: 0 });
+      const store = await LogStore.open({ dir: o.data, archive_url: o.archive, archive_interval_ms: 0, retention_check_interval_ms: 0 });
       try {
+        if (o.topic !== undefined) store.topic(o.topic); // UNKNOWN_TOPIC if the archive has no such topic
         for (const t of store.listTopics()) {
           for (const p of store.partitions(t.name)) {
+            let copied = '';
+            if ((o.ssdFromOffset !== undefined || o.ssdFromTime !== undefined) && (o.topic === undefined || o.topic === t.name)) {
+              const from = o.ssdFromOffset ?? (await p.offsetForTimestamp(o.ssdFromTime!)) ?? p.highWatermark;
+              const n = await p.restoreLocal(from);
+              copied = `, ${n} copied to local disk (offsets ${p.segmentInfo()[0]!.base_offset}..${p.highWatermark})`;
+            }
             const s = p.stats();
-            print(`${t.name}/${p.partition}: offsets ${s.log_start_offset}..${s.high_watermark}, ${s.archived_segment_count} archived segment(s)`);
+            print(`${t.name}/${p.partition}: offsets ${s.log_start_offset}..${s.high_watermark}, ${s.archived_segment_count} archived segment(s)${copied}`);
           }
         }
       } finally {

@@ -1,4 +1,4 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Consumer, Producer, RelaylogClient } from '../../../client/index.js';
@@ -148,6 +148,40 @@ describe('archive tier (file:// backend) through the server', () => {
     // ... and the new node continues the log where the archive ends.
     const res = await c.produce('train', 0, (await import('../../../engine/index.js')).encodeBatch([{ value: 'after restore' }]));
     expect(res.base_offset).toBe(end);
+  });
+
+  test('`relaylog restore --ssd-from-offset` copies the recent archived range back to local disk, where it is served without the archive', async () => {
+    expect(await stop()).toBe(0);
+    const fresh = join(tmp.dir, 'node3');
+    // Copy back only what fits the topic's local retention, so nothing is evicted again meanwhile.
+    const first = await runCli(['restore', '--archive', archive_url, '--data', join(tmp.dir, 'node3-probe')]);
+    const end = Number(/offsets 0\.\.(\d+)/.exec(first.stdout)![1]);
+    const from = end - 100;
+    const restored = await runCli(['restore', '--archive', archive_url, '--data', fresh, '--ssd-from-offset', String(from), '--topic', 'train']);
+    expect(restored.stderr).toBe('');
+    expect(restored.code).toBe(0);
+    const m = /^train\/0: offsets 0\.\.(\d+), (\d+) archived segment\(s\), (\d+) copied to local disk \(offsets (\d+)\.\.(\d+)\)$/m.exec(restored.stdout);
+    expect(m, restored.stdout).not.toBeNull();
+    const [copied, local_start] = [Number(m![3]), Number(m![4])];
+    expect(copied).toBeGreaterThan(0);
+    expect(local_start).toBeLessThanOrEqual(from);
+    expect(Number(m![5])).toBe(end);
+    // The copies are sound (verify reads every batch) and inspect shows them on both tiers.
+    const verify = await runCli(['verify', '--data', fresh, '--json']);
+    expect(verify.code).toBe(0);
+    const c = await start(fresh);
+    const p = (await c.describeTopic('train')).partitions[0]!;
+    expect(p.ssd_bytes).toBeGreaterThan(0);
+    expect(p).toMatchObject({ log_start_offset: 0, high_watermark: end });
+    // With the archive gone, the copied range still replays (from local disk) and older offsets do not.
+    renameSync(archive_dir, `${archive_dir}.away`);
+    try {
+      expect(await replay(c, { offset: local_start }, end)).toEqual(expected(local_start, end));
+      await expect(c.fetch('train', 0, 0, 1 << 20)).rejects.toMatchObject({ code: expect.anything() });
+    } finally {
+      renameSync(`${archive_dir}.away`, archive_dir);
+    }
+    expect(await replay(c, { offset: 0 }, end)).toEqual(expected(0, end));
   });
 
   test('`relaylog archive` through the server reports, and a server without an archive refuses with a named error', async () => {
