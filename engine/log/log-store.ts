@@ -143,14 +143,14 @@ export class LogStore {
 
   /** Uploads eligible sealed segments of every partition, then applies retention. Never throws. */
   /** Compacts every partition of compacted topics (or of `topic`); see PartitionLog.compact. */
-  async compact(topic?: string): Promise<{ partitions: number; segments_rewritten: number; segments_merged: number; records_removed: number; bytes_before: number; bytes_after: number }> {
+  async compact(topic?: string, opts: { on_progress?: (bytes: number) => void } = {}): Promise<{ partitions: number; segments_rewritten: number; segments_merged: number; records_removed: number; bytes_before: number; bytes_after: number }> {
     this.checkOpen();
     const total = { partitions: 0, segments_rewritten: 0, segments_merged: 0, records_removed: 0, bytes_before: 0, bytes_after: 0 };
     for (const t of this.topics.values()) {
       if (topic !== undefined && t.info.name !== topic) continue;
       if (t.info.config.cleanup_policy !== 'compact') continue;
       for (const p of t.partitions) {
-        const r = await p.compact();
+        const r = await p.compact(opts.on_progress ? { on_progress: opts.on_progress } : {});
         total.partitions++;
         total.segments_rewritten += r.segments_rewritten;
         total.segments_merged += r.segments_merged;
@@ -170,14 +170,14 @@ export class LogStore {
     for (const t of this.topics.values()) for (const p of t.partitions) p.markEpochStart(this.node_epoch);
   }
 
-  async archiveAndRetain(): Promise<{ uploaded: number; deleted: number; failures: number }> {
+  async archiveAndRetain(on_progress?: (bytes: number) => void): Promise<{ uploaded: number; deleted: number; failures: number }> {
     if (this.state !== 'open') return { uploaded: 0, deleted: 0, failures: 0 };
     let uploaded = 0;
     let failures = 0;
     for (const t of this.topics.values()) {
       for (const p of t.partitions) {
         try {
-          uploaded += await p.archiveSegments();
+          uploaded += await p.archiveSegments(on_progress);
         } catch (err) {
           failures++;
           this.logger.warn({ topic: p.topic, partition: p.partition, err: (err as Error).message }, 'archive upload failed; local segments kept, will retry');

@@ -497,7 +497,13 @@ export class PartitionLog {
    * were uploaded. A failure is recorded in the archive tier's metrics and retried with backoff; the
    * local copies stay until their upload is verified.
    */
-  async archiveSegments(): Promise<number> {
+  /** Bytes of sealed local segments not archived yet (what archiveSegments would upload). */
+  get unarchivedBytes(): number {
+    const have = new Set(this.archived.map((a) => a.base_offset));
+    return this.segments.filter((s) => s.sealed && !have.has(s.base_offset)).reduce((n, s) => n + s.size_bytes, 0);
+  }
+
+  async archiveSegments(on_progress?: (bytes: number) => void): Promise<number> {
     const archive = this.deps.archive;
     if (!archive || !this.deps.config.remote_storage_enable || this.closed_state !== 'open') return 0;
     if (this.deps.clock.now_ms() < this.archive_backoff_until_ms) return 0;
@@ -511,6 +517,7 @@ export class PartitionLog {
         this.archived.push(a);
         this.archived.sort((x, y) => x.base_offset - y.base_offset);
         n++;
+        on_progress?.(seg.size_bytes);
       }
       this.archive_failures = 0;
     } catch (err) {
@@ -698,7 +705,13 @@ export class PartitionLog {
    * next offset. A reader holding the old file keeps reading the old version; one that meets the
    * swap half-way retries. Returns what it did.
    */
-  async compact(opts: { delete_retention_ms?: number; merge?: boolean } = {}): Promise<CompactResult> {
+  /** Bytes a compact() pass reads twice (every local segment: once for the latest keys, the sealed ones again to rewrite). */
+  get compactionWorkBytes(): number {
+    if (this.deps.config.cleanup_policy !== 'compact') return 0;
+    return this.segments.reduce((n, s, i) => n + (i === this.segments.length - 1 ? s.size_bytes : 2 * s.size_bytes), 0);
+  }
+
+  async compact(opts: { delete_retention_ms?: number; merge?: boolean; on_progress?: (bytes: number) => void } = {}): Promise<CompactResult> {
     const out: CompactResult = { segments_rewritten: 0, segments_merged: 0, records_removed: 0, bytes_before: 0, bytes_after: 0 };
     // Raft mode: a compacted copy would differ from the other replicas' bytes (and merge entries).
     if (this.deps.config.cleanup_policy !== 'compact' || this.compacting || this.closed_state !== 'open' || this.deps.raft) return out;
@@ -708,10 +721,14 @@ export class PartitionLog {
       const active = segs.pop()!;
       const active_size = active.size_bytes;
       const latest = new Map<string, number>();
-      for (const seg of segs) latestOffsets(await this.batchesOf(seg, seg.size_bytes), latest);
+      for (const seg of segs) {
+        latestOffsets(await this.batchesOf(seg, seg.size_bytes), latest);
+        opts.on_progress?.(seg.size_bytes);
+      }
       latestOffsets(await this.batchesOf(active, active_size), latest);
+      opts.on_progress?.(active_size);
       const rule = { latest, tombstone_horizon_ms: this.deps.clock.now_ms() - (opts.delete_retention_ms ?? this.deps.config.delete_retention_ms ?? DEFAULT_DELETE_RETENTION_MS) };
-      await this.rewritePass(segs, rule, out);
+      await this.rewritePass(segs, rule, out, opts.on_progress);
       if (opts.merge !== false) await this.mergeSmallSegments(rule, out);
       return out;
     } finally {
@@ -725,13 +742,14 @@ export class PartitionLog {
    * the previous one's copy is being written and fsynced (one swap in flight at a time, so at most
    * two segments' bytes are held): the fsyncs, not the decoding, were half of a pass's time.
    */
-  private async rewritePass(segs: Segment[], rule: Parameters<typeof compactBatches>[1], out: CompactResult): Promise<void> {
+  private async rewritePass(segs: Segment[], rule: Parameters<typeof compactBatches>[1], out: CompactResult, on_progress?: (bytes: number) => void): Promise<void> {
     let in_flight: Promise<void> = Promise.resolve();
     try {
       for (const seg of segs) {
         if (this.closed_state !== 'open') break;
         if (seg.deleted) continue;
         const before = await this.batchesOf(seg, seg.size_bytes);
+        on_progress?.(seg.size_bytes);
         const r = compactBatches(before, rule);
         if (!r.changed) continue;
         const bytes = Buffer.concat(r.batches);

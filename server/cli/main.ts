@@ -167,7 +167,14 @@ function compactCommands(cli: Command, server: () => Option): void {
         const store = await LogStore.open({ dir: o.data, archive_interval_ms: 0, retention_check_interval_ms: 0 });
         try {
           if (o.topic !== undefined && store.topic(o.topic).config.cleanup_policy !== 'compact') throw new UsageError(`topic ${o.topic} does not have cleanup.policy=compact`);
-          report = await store.compact(o.topic);
+          const { Progress } = await import('./ops/progress.js');
+          const work = store.listTopics().filter((t) => o.topic === undefined || t.name === o.topic).flatMap((t) => store.partitions(t.name)).reduce((n, p) => n + p.compactionWorkBytes, 0);
+          const progress = new Progress('compacting', work, !o.json);
+          try {
+            report = await store.compact(o.topic, { on_progress: (n) => progress.add(n) });
+          } finally {
+            progress.stop();
+          }
         } finally {
           await store.close();
         }
@@ -197,7 +204,15 @@ function archiveCommands(cli: Command, server: () => Option): void {
         const { LogStore } = await import('../../engine/log/log-store.js');
         const store = await LogStore.open({ dir: o.data, archive_url: o.archive, archive_interval_ms: 0 });
         try {
-          const r = await store.archiveAndRetain();
+          const { Progress } = await import('./ops/progress.js');
+          const work = store.listTopics().flatMap((t) => store.partitions(t.name)).reduce((n, p) => n + p.unarchivedBytes, 0);
+          const progress = new Progress('archiving', work, !o.json);
+          let r: Awaited<ReturnType<typeof store.archiveAndRetain>>;
+          try {
+            r = await store.archiveAndRetain((n) => progress.add(n));
+          } finally {
+            progress.stop();
+          }
           report = { ...r, archive_url: store.archive!.url, last_error: store.archive!.metrics.last_error };
         } finally {
           await store.close();
