@@ -300,8 +300,8 @@ export class RelaylogClient {
     return this.call(this.admin, 'Compact', { topic });
   }
   /** Uploads eligible sealed segments to the server's archive tier now, then applies retention. */
-  archive(): Promise<ArchiveReport> {
-    return this.call(this.admin, 'Archive', {});
+  archive(topic = ''): Promise<ArchiveReport> {
+    return this.call(this.admin, 'Archive', { topic });
   }
 
   // ------------------------------------------------------------------ log

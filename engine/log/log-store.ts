@@ -141,7 +141,6 @@ export class LogStore {
     this.logger.info({ archive: this.archive!.url, topics: topics.length }, 'catalog rebuilt from the archive');
   }
 
-  /** Uploads eligible sealed segments of every partition, then applies retention. Never throws. */
   /** Compacts every partition of compacted topics (or of `topic`); see PartitionLog.compact. */
   async compact(topic?: string, opts: { on_progress?: (bytes: number) => void } = {}): Promise<{ partitions: number; segments_rewritten: number; segments_merged: number; records_removed: number; bytes_before: number; bytes_after: number }> {
     this.checkOpen();
@@ -170,11 +169,13 @@ export class LogStore {
     for (const t of this.topics.values()) for (const p of t.partitions) p.markEpochStart(this.node_epoch);
   }
 
-  async archiveAndRetain(on_progress?: (bytes: number) => void): Promise<{ uploaded: number; deleted: number; failures: number }> {
+  /** Uploads eligible sealed segments (of every topic, or of `topic`), then applies retention to all. Never throws. */
+  async archiveAndRetain(on_progress?: (bytes: number) => void, topic?: string): Promise<{ uploaded: number; deleted: number; failures: number }> {
     if (this.state !== 'open') return { uploaded: 0, deleted: 0, failures: 0 };
     let uploaded = 0;
     let failures = 0;
     for (const t of this.topics.values()) {
+      if (topic !== undefined && t.info.name !== topic) continue;
       for (const p of t.partitions) {
         try {
           uploaded += await p.archiveSegments(on_progress);

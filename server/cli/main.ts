@@ -195,9 +195,10 @@ function archiveCommands(cli: Command, server: () => Option): void {
     .description('upload eligible sealed segments to the archive tier now, then apply retention: through a running server (--server), or offline on a data dir (--data with --archive)')
     .option('--data <dir>', 'offline: the data directory (refused while a server holds it)')
     .option('--archive <url>', 'offline: the archive location (webhdfs://host:port/path?user=NAME or file:///path)')
+    .option('--topic <name>', 'only upload this topic (retention still runs for every topic)')
     .option('--json', 'print JSON')
     .addOption(server())
-    .action(async (o: { data?: string; archive?: string; server: string; json?: boolean }) => {
+    .action(async (o: { data?: string; archive?: string; topic?: string; server: string; json?: boolean }) => {
       let report: { uploaded: number; deleted: number; failures: number; archive_url: string; last_error: string };
       if (o.data !== undefined) {
         if (o.archive === undefined) throw new UsageError('offline archiving needs --archive URL as well as --data DIR');
@@ -205,11 +206,12 @@ function archiveCommands(cli: Command, server: () => Option): void {
         const store = await LogStore.open({ dir: o.data, archive_url: o.archive, archive_interval_ms: 0 });
         try {
           const { Progress } = await import('./ops/progress.js');
-          const work = store.listTopics().flatMap((t) => store.partitions(t.name)).reduce((n, p) => n + p.unarchivedBytes, 0);
+          if (o.topic !== undefined) store.topic(o.topic); // UNKNOWN_TOPIC if there is none
+          const work = store.listTopics().filter((t) => o.topic === undefined || t.name === o.topic).flatMap((t) => store.partitions(t.name)).reduce((n, p) => n + p.unarchivedBytes, 0);
           const progress = new Progress('archiving', work, !o.json);
           let r: Awaited<ReturnType<typeof store.archiveAndRetain>>;
           try {
-            r = await store.archiveAndRetain((n) => progress.add(n));
+            r = await store.archiveAndRetain((n) => progress.add(n), o.topic);
           } finally {
             progress.stop();
           }
@@ -219,7 +221,7 @@ function archiveCommands(cli: Command, server: () => Option): void {
         }
       } else {
         if (o.archive !== undefined) throw new UsageError('--archive is for offline use with --data; a server uses its own --archive');
-        report = await withClient(o.server, (c) => c.archive());
+        report = await withClient(o.server, (c) => c.archive(o.topic ?? ''));
       }
       print(o.json ? JSON.stringify(report, null, 2) : `archive ${report.archive_url}: uploaded ${report.uploaded} segment(s), retention removed ${report.deleted}, ${report.failures} failure(s)${report.last_error ? `; last error: ${report.last_error}` : ''}`);
       if (report.failures > 0) process.exitCode = 1;

@@ -4,7 +4,7 @@ import { parseTopicConfig, topicConfigToKafka } from '../../engine/log/topic-con
 import { EngineError, invalidArgument } from '../../engine/base/errors.js';
 import { refuseOnRelay, unary, type ServiceContext } from './context.js';
 import type { RelayPartitionStatus } from '../../replication/relay/relay-runner.js';
-import { parseCompact, parseCreateTopic, parseEmpty, parseTopicName } from './requests.js';
+import { parseArchive, parseCompact, parseCreateTopic, parseEmpty, parseTopicName } from './requests.js';
 import type { ClusterNode } from '../../replication/raft/node/cluster-node.js';
 
 /**
@@ -70,11 +70,12 @@ export function adminService(ctx: ServiceContext, cluster: ClusterNode | null = 
       return ctx.store().compact(topic || undefined);
     }),
     Archive: unary(ctx, 'Archive', async (raw) => {
-      parseEmpty(raw);
+      const topic = parseArchive(raw);
       const store = ctx.store();
       const archive = store.archive;
       if (!archive) throw noArchive();
-      const r = await store.archiveAndRetain();
+      if (topic) store.topic(topic); // UNKNOWN_TOPIC if there is none
+      const r = await store.archiveAndRetain(undefined, topic || undefined);
       const m = archive.metrics;
       return {
         archive_url: archive.url,

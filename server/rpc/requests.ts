@@ -183,6 +183,10 @@ export function parseEmpty(raw: unknown): void {
   object(raw, 'Empty');
 }
 
+export function parseArchive(raw: unknown): string {
+  return str(object(raw, 'ArchiveRequest'), 'topic');
+}
+
 export function parseCompact(raw: unknown): string {
   return str(object(raw, 'CompactRequest'), 'topic');
 }

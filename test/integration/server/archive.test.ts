@@ -188,6 +188,13 @@ describe('archive tier (file:// backend) through the server', () => {
     const r = await runCli(['archive', '--server', client!.address, '--json']);
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ archive_url, failures: 0 });
+    // One topic at a time; a topic that does not exist is refused by name.
+    const one = await runCli(['archive', '--server', client!.address, '--topic', 'train', '--json']);
+    expect(one.code).toBe(0);
+    expect(JSON.parse(one.stdout)).toMatchObject({ archive_url, failures: 0 });
+    const none = await runCli(['archive', '--server', client!.address, '--topic', 'nope']);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/nope/);
     expect(await stop()).toBe(0);
     const plain = await startServer(join(tmp.dir, 'plain'));
     try {
