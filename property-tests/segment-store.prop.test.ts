@@ -705,6 +705,8 @@ interface Inflight {
   epoch: number;
   state: 'pending' | 'ok' | 'err';
   r: AppendResult | null;
+  /** Why it failed, for the failure message. */
+  err?: unknown;
   acked: boolean;
   done: Promise<void>;
 }
@@ -744,8 +746,9 @@ async function doCrash(h: Harness, c: Extract<Cmd, { t: 'crash' }>): Promise<voi
         f.state = 'ok';
         f.r = r;
       },
-      () => {
+      (e: unknown) => {
         f.state = 'err';
+        f.err = e;
       },
     );
     return f;
@@ -788,7 +791,9 @@ async function doCrash(h: Harness, c: Extract<Cmd, { t: 'crash' }>): Promise<voi
   // Appends that completed after the kill are unacknowledged but on disk: a prefix, whole, in order.
   const late = inflight.filter((f) => !f.acked && f.state === 'ok');
   const first_err = inflight.findIndex((f) => f.state === 'err');
-  if (first_err !== -1 && inflight.slice(first_err).some((f) => f.state === 'ok' && !f.acked)) fail('an in-flight append completed after a later-issued one failed');
+  if (first_err !== -1 && inflight.slice(first_err).some((f) => f.state === 'ok' && !f.acked)) {
+    fail(`an in-flight append completed after a later-issued one failed (in-flight #${first_err} failed with ${errText(inflight[first_err]!.err)}; states ${inflight.map((f) => f.state).join(',')})`);
+  }
   const candidates = new Map<number, ModelBatch>();
   let next = m.hw;
   for (const f of late) {
