@@ -129,6 +129,13 @@ export interface ClientOptions {
    * during an election, after a short wait) before giving up with it (default 10).
    */
   redirects_max?: number;
+  /**
+   * Open connections of this client's own. By default grpc-js gives every client of the same
+   * address one shared HTTP/2 connection, so a consumer's replay frames and a producer's acks
+   * queue on the same socket; a reader that should not delay (or be delayed by) the other clients
+   * of its process asks for its own.
+   */
+  own_connection?: boolean;
 }
 
 const AdminClient = makeGenericClientConstructor(AdminService, 'Admin');
@@ -183,8 +190,10 @@ export class RelaylogClient {
   private produce_node = 0;
   /** Cluster: nodes found unreachable, until when (ms); redirects to them wait instead. */
   private readonly down = new Map<string, number>();
+  private readonly own_connection: boolean;
 
   constructor(address: string, opts: ClientOptions = {}) {
+    this.own_connection = opts.own_connection ?? false;
     const list = address.split(',').map((a) => a.trim()).filter((a) => a !== '');
     this.addresses = list.length > 0 ? list : [address];
     this.address = this.addresses[0]!;
@@ -198,8 +207,14 @@ export class RelaylogClient {
   private conn(address: string): Connection {
     let c = this.conns.get(address);
     if (c === undefined) {
-      // Same address and options: grpc-js's subchannel pool gives both clients one connection.
-      c = { admin: new AdminClient(address, credentials.createInsecure(), CHANNEL_OPTIONS), log: new LogClient(address, credentials.createInsecure(), CHANNEL_OPTIONS) };
+      if (this.own_connection) {
+        // A local subchannel pool is a connection no other client shares; Admin rides on Log's channel.
+        const log = new LogClient(address, credentials.createInsecure(), { ...CHANNEL_OPTIONS, 'grpc.use_local_subchannel_pool': 1 });
+        c = { admin: new AdminClient(address, credentials.createInsecure(), { channelOverride: log.getChannel() }), log };
+      } else {
+        // Same address and options: grpc-js's subchannel pool gives both clients one connection.
+        c = { admin: new AdminClient(address, credentials.createInsecure(), CHANNEL_OPTIONS), log: new LogClient(address, credentials.createInsecure(), CHANNEL_OPTIONS) };
+      }
       this.conns.set(address, c);
     }
     return c;

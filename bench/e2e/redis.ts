@@ -52,25 +52,42 @@ export class RedisStreamsSystem implements LogSystem {
   }
 
   async replay(topic: string, count: number): Promise<number> {
+    return this.range(topic, '-', count);
+  }
+
+  /** Stream IDs are the server's clock in ms: XRANGE from `<timestamp_ms>-0`. */
+  async replayFrom(topic: string, timestamp_ms: number, count: number): Promise<number> {
+    return this.range(topic, `${timestamp_ms}-0`, count);
+  }
+
+  /** A reader on its own connection (as every reader in this harness has). */
+  private async range(topic: string, start: string, count: number): Promise<number> {
+    const reader = new Redis({ port: this.port, host: '127.0.0.1' });
     let bytes = 0;
     let n = 0;
-    let from = '-';
-    while (n < count) {
-      const rows = await this.r!.xrangeBuffer(topic, from, '+', 'COUNT', READ_COUNT);
-      if (rows.length === 0) break;
-      for (const [, fields] of rows) {
-        bytes += fields[1]!.length;
-        n++;
+    let from = start;
+    try {
+      while (n < count) {
+        const rows = await reader.xrangeBuffer(topic, from, '+', 'COUNT', Math.min(READ_COUNT, count - n));
+        if (rows.length === 0) throw new Error(`${topic}: the stream ended after ${n} of ${count} records`);
+        for (const [, fields] of rows) {
+          bytes += fields[1]!.length;
+          n++;
+        }
+        from = `(${rows[rows.length - 1]![0].toString()}`;
       }
-      from = `(${rows[rows.length - 1]![0].toString()}`;
+    } finally {
+      reader.disconnect();
     }
     return bytes;
   }
 
+  /** Its own connection (XREAD BLOCK holds one), from the last ID as of this call. */
   async tail(topic: string, onValue: (value: Buffer) => void): Promise<() => Promise<void>> {
     const reader = new Redis({ port: this.port, host: '127.0.0.1' });
+    const last_row = await reader.xrevrangeBuffer(topic, '+', '-', 'COUNT', 1);
+    let last = last_row[0] ? last_row[0][0].toString() : '0-0';
     let stopped = false;
-    let last = '$';
     const loop = (async () => {
       while (!stopped) {
         const res = await reader.xreadBuffer('COUNT', READ_COUNT, 'BLOCK', 100, 'STREAMS', topic, last).catch(() => null);

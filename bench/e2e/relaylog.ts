@@ -3,14 +3,26 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
-import { RelaylogClient } from '../../client/index.js';
+import { RelaylogClient, type Frame, type StartPosition } from '../../client/index.js';
 import { encodeBatch, forEachBatch, forEachRecord } from '../../engine/index.js';
 import { processCpuMs, startProcess, stopProcess } from './procs.js';
 import type { LogSystem } from './system.js';
 
-const BIN = fileURLToPath(new URL('../../../bin/relaylog.js', import.meta.url));
+/** This tree's CLI; BENCH_RELAYLOG_BIN=/path/to/bin/relaylog.js runs another build under the same harness. */
+const BIN = process.env.BENCH_RELAYLOG_BIN || fileURLToPath(new URL('../../../bin/relaylog.js', import.meta.url));
 const BATCH_BYTES = 1024 * 1024;
 const PRODUCE_WINDOW = 8;
+/** Subscribe frames of up to 4 MiB (whole batches). */
+const FRAME_BYTES = 4 * 1024 * 1024;
+/** Extra node flags for the server process, e.g. BENCH_RELAYLOG_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'. */
+const NODE_ARGS = (process.env.BENCH_RELAYLOG_NODE_ARGS ?? '').split(' ').filter(Boolean);
+
+export interface RelaylogServerOptions {
+  /** The CLI to start (default: BIN). */
+  bin?: string;
+  /** Node flags for the server (default: NODE_ARGS). */
+  node_args?: string[];
+}
 
 /** relaylog as a real server process (`relaylog serve`), driven through its gRPC client. */
 export class RelaylogSystem implements LogSystem {
@@ -19,6 +31,7 @@ export class RelaylogSystem implements LogSystem {
   private child: ChildProcess | null = null;
   private client: RelaylogClient | null = null;
   private dir = '';
+  private address = '';
   private pipeline: ReturnType<RelaylogClient['producePipeline']> | null = null;
 
   /**
@@ -26,7 +39,10 @@ export class RelaylogSystem implements LogSystem {
    * on write: the durability Redis's appendfsync everysec and JetStream's defaults give), so that
    * each peer is compared at the durability it offers.
    */
-  constructor(private readonly fsync: 'always' | 'interval' = 'always') {
+  constructor(
+    private readonly fsync: 'always' | 'interval' = 'always',
+    private readonly server: RelaylogServerOptions = {},
+  ) {
     this.name = fsync === 'always' ? 'relaylog (single node)' : 'relaylog (fsync every 1 s)';
     this.durability =
       fsync === 'always'
@@ -36,9 +52,10 @@ export class RelaylogSystem implements LogSystem {
 
   async start(): Promise<void> {
     this.dir = mkdtempSync(join(tmpdir(), 'bench-relaylog-'));
-    const { child, line } = await startProcess(process.execPath, [BIN, 'serve', '--data', this.dir, '--listen', '127.0.0.1:0'], /relaylog listening on/);
+    const { child, line } = await startProcess(process.execPath, [...(this.server.node_args ?? NODE_ARGS), this.server.bin ?? BIN, 'serve', '--data', this.dir, '--listen', '127.0.0.1:0'], /relaylog listening on/);
     this.child = child;
-    this.client = new RelaylogClient(line.replace(/.*listening on /, '').trim());
+    this.address = line.replace(/.*listening on /, '').trim();
+    this.client = new RelaylogClient(this.address);
   }
 
   async stop(): Promise<void> {
@@ -74,13 +91,29 @@ export class RelaylogSystem implements LogSystem {
   }
 
   async replay(topic: string, count: number): Promise<number> {
-    const stream = this.client!.subscribe(topic, 0, { position: 'earliest' }, 4 * 1024 * 1024);
+    return this.read(topic, { position: 'earliest' }, count, 0);
+  }
+
+  /** Subscribe by timestamp: the server finds the offset (time index); whole batches may start a little earlier, and the client skips those records. */
+  async replayFrom(topic: string, timestamp_ms: number, count: number): Promise<number> {
+    return this.read(topic, { timestamp_ms }, count, timestamp_ms);
+  }
+
+  /** A reader's own client and connection (as Redis's and JetStream's readers have), so its frames never queue with the producer's acks. */
+  private reader(): RelaylogClient {
+    return new RelaylogClient(this.address, { own_connection: true });
+  }
+
+  private async read(topic: string, start: StartPosition, count: number, from_ms: number): Promise<number> {
+    const client = this.reader();
+    const stream = client.subscribe(topic, 0, start, FRAME_BYTES);
     let n = 0;
     let bytes = 0;
     try {
-      for await (const frame of stream as AsyncIterable<{ records: Buffer }>) {
+      for await (const frame of stream as AsyncIterable<Frame>) {
         forEachBatch(frame.records, (pos, size) => {
           forEachRecord(frame.records.subarray(pos, pos + size), (r) => {
+            if (r.timestamp_ms < from_ms || n >= count) return;
             n++;
             bytes += r.value?.length ?? 0;
           });
@@ -89,20 +122,28 @@ export class RelaylogSystem implements LogSystem {
       }
     } finally {
       stream.cancel();
+      client.close();
     }
+    if (n < count) throw new Error(`${topic}: the subscription ended after ${n} of ${count} records`);
     return bytes;
   }
 
+  /** Subscribes at the high watermark read first, so that nothing produced after this resolves is missed. */
   async tail(topic: string, onValue: (value: Buffer) => void): Promise<() => Promise<void>> {
-    const stream = this.client!.subscribe(topic, 0, { position: 'latest' });
+    const client = this.reader();
+    const { high_watermark } = await client.listOffsets(topic, 0, { position: 'latest' });
+    const stream = client.subscribe(topic, 0, { offset: high_watermark });
     const done = (async () => {
-      for await (const frame of stream as AsyncIterable<{ records: Buffer }>) {
-        forEachBatch(frame.records, (pos, size) => forEachRecord(frame.records.subarray(pos, pos + size), (r) => void (r.value && onValue(r.value))));
+      for await (const frame of stream as AsyncIterable<Frame>) {
+        forEachBatch(frame.records, (pos, size) =>
+          forEachRecord(frame.records.subarray(pos, pos + size), (r) => void (r.offset >= high_watermark && r.value && onValue(r.value))),
+        );
       }
     })().catch(() => undefined);
     return async () => {
       stream.cancel();
       await done;
+      client.close();
     };
   }
 

@@ -23,8 +23,8 @@ export function logService(ctx: ServiceContext): UntypedServiceImplementation {
       if (req.offset === p.highWatermark && req.max_wait_ms > 0) await p.waitForData(req.offset, req.max_wait_ms, signal);
       const r = await p.read(req.offset, req.max_bytes);
       ctx.metrics.bytes_out.inc({ rpc: 'fetch' }, r.records.length);
-      // protobufjs copies `records` while serializing, after this returns, so the pooled buffer
-      // is left to the garbage collector rather than released early.
+      // The response serializer (encodeRecordsFrame, server/proto/load.ts) copies `records` after
+      // this returns, so the pooled buffer is left to the garbage collector rather than released early.
       return { records: r.records, next_offset: r.next_offset, high_watermark: r.high_watermark, log_start_offset: r.log_start_offset };
     }),
     Subscribe: subscribeHandler(ctx),
