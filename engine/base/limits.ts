@@ -25,6 +25,13 @@ export const limits = {
   disk_check_interval_ms: 1000,
   /** Sealed segment files kept open at once per partition (least recently used are closed). */
   open_sealed_segments_max: 32,
+  /**
+   * Segment-file reads in flight at once, node-wide. libuv runs file I/O on a pool of
+   * UV_THREADPOOL_SIZE threads (4 by default; `relaylog` starts with 16): capping reads below it
+   * keeps threads free for appends' writes and fdatasyncs, so catch-up readers cannot queue the
+   * append path behind them.
+   */
+  segment_reads_concurrent_max: 2,
   /** A single read returns at most this many bytes (a single larger batch is still returned whole). */
   read_size_max_bytes: 64 * 1024 * 1024,
   /** Default node-wide memory-tier budget (hot tails of all partitions together). */

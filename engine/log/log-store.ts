@@ -8,6 +8,7 @@ import { DataDirLock } from './data-dir-lock.js';
 import { MemoryTier } from '../tier/memory-tier.js';
 import { statfsFreeBytes } from './disk-space.js';
 import { PartitionLog } from './partition-log.js';
+import { Slots } from '../base/slots.js';
 import { resolveTopicConfig, validateTopicName } from './topic-config.js';
 import type { EngineLogger, StoreOptions, TopicConfig, TopicHooks, TopicInfo } from './types.js';
 import { ArchiveTier } from '../tier/archive-tier.js';
@@ -33,6 +34,8 @@ interface OpenTopic {
  */
 export class LogStore {
   private topics = new Map<string, OpenTopic>();
+  /** Concurrent segment-file reads, node-wide: the rest of libuv's thread pool stays free for appends' writes and fsyncs. */
+  private readonly read_slots = new Slots(limits.segment_reads_concurrent_max);
   /** Names whose createTopic is under way (reserved before its first await). */
   private readonly creating = new Set<string>();
   private state: 'open' | 'closing' | 'closed' = 'open';
@@ -222,6 +225,7 @@ export class LogStore {
           memory: this.memory,
           archive: this.archive,
           leader_epoch: () => this.node_epoch,
+          read_slots: this.read_slots,
           raft: this.opts.raft,
           ...(this.opts.hooks ? { hooks: this.opts.hooks } : {}),
         }),

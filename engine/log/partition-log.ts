@@ -33,6 +33,7 @@ import {
 } from '../format/record-batch.js';
 import { Indexer } from './indexer.js';
 import { recoverPartition, syncDir } from './recovery.js';
+import type { Slots } from '../base/slots.js';
 import { scanSegment } from './segment-scan.js';
 import { Segment } from './segment.js';
 import type { AppendOptions, AppendResult, PartitionStats, ReadResult, TopicConfig } from './types.js';
@@ -65,6 +66,8 @@ export interface PartitionDeps {
   leader_epoch: () => number;
   /** Test hooks: called at named points of multi-step operations; a hook that throws stops the operation there, as a crash would. */
   hooks?: PartitionHooks;
+  /** The node's bound on concurrent segment-file reads (engine/base/slots.ts); appends never take one. */
+  read_slots?: Slots;
   /**
    * Raft mode (a cluster node): the high watermark is the commit point, set by the replicator
    * (`advanceHighWatermark`), not the log end; produce goes through the replicator
@@ -549,7 +552,7 @@ export class PartitionLog {
       verified: seg.verified,
       readInto: (into, position, length) => {
         this.io.disk_reads++;
-        return seg.readInto(now, into, position, length);
+        return this.deps.read_slots ? this.deps.read_slots.run(() => seg.readInto(now, into, position, length)) : seg.readInto(now, into, position, length);
       },
     };
     const got = await readBatches(src, start_position, expected_base, offset, max_bytes, hw, this.deps.verify_crc_on_read);
