@@ -112,8 +112,9 @@ export class ClusterNode {
   }
 
   private track(p: Promise<void>): void {
-    this.attaching.add(p);
-    void p.finally(() => this.attaching.delete(p));
+    const settled = p.catch((err: unknown) => this.o.logger.error({ err: (err as Error)?.message }, 'raft: attaching a topic failed'));
+    this.attaching.add(settled);
+    void settled.finally(() => this.attaching.delete(settled));
   }
 
   private async attach(info: TopicInfo, partitions: readonly PartitionLog[]): Promise<void> {
@@ -141,7 +142,14 @@ export class ClusterNode {
       this.o.logger.error({ topic: info.name, err: (err as Error).message }, 'raft: could not start replication of the topic');
       return;
     }
-    if (this.stopped || this.o.store.partitions(info.name) !== partitions) {
+    const current = (() => {
+      try {
+        return this.o.store.partitions(info.name);
+      } catch {
+        return null; // deleted meanwhile
+      }
+    })();
+    if (this.stopped || current !== partitions) {
       for (const n of nodes) await n.stop(); // stopped or deleted meanwhile
       return;
     }
@@ -194,13 +202,23 @@ export class ClusterNode {
     const info = await this.o.store.createTopic(name, config);
     const req = replicaOf(info);
     const peers = this.transport.peerIds();
-    const results = await Promise.allSettled(peers.map((id) => this.transport.call(id, 'CreateTopicReplica', req, this.peer_call_ms)));
-    let have = 1;
-    results.forEach((r, i) => {
-      if (r.status === 'fulfilled') have++;
-      else this.o.logger.warn({ topic: name, peer: peers[i], err: (r.reason as Error)?.message }, 'raft: forwarding the new topic to a peer failed; it learns it by topic sync');
-    });
     const need = quorumSize(this.voters.length);
+    // Answer as soon as a majority has it; a slow or unreachable peer goes on in the background
+    // (it waits for a connection up to the call deadline) or learns the topic by topic sync.
+    let have = 1;
+    let settled = 0;
+    await new Promise<void>((resolve) => {
+      if (have >= need || peers.length === 0) resolve();
+      for (const id of peers) {
+        this.transport.call(id, 'CreateTopicReplica', req, this.peer_call_ms).then(
+          () => void have++,
+          (err: unknown) => this.o.logger.warn({ topic: name, peer: id, err: (err as Error)?.message }, 'raft: forwarding the new topic to a peer failed; it learns it by topic sync'),
+        ).finally(() => {
+          settled++;
+          if (have >= need || settled === peers.length) resolve();
+        });
+      }
+    });
     if (have < need) {
       throw new EngineError('CLOSED', `topic ${JSON.stringify(name)} was created on ${have} of ${this.voters.length} nodes, fewer than the ${need} it needs to elect leaders; the other nodes create it when they are reachable again (retry DescribeTopic)`);
     }

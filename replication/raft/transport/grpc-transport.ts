@@ -185,7 +185,9 @@ export class RaftTransport {
     type Rpc = (req: object, md: Metadata, opts: object, cb: (err: ServiceError | null, res: unknown) => void) => unknown;
     const rpc = (peer.client as unknown as Record<string, Rpc>)[method]!.bind(peer.client);
     return new Promise((resolve, reject) => {
-      rpc(req, new Metadata(), { deadline: Date.now() + deadline_ms }, (err, res) => (err ? reject(err) : resolve(res as T)));
+      // Wait for a connection (within the deadline) rather than fail at once while the channel is
+      // backing off from a peer that was not listening yet (every node starts at about the same time).
+      rpc(req, new Metadata({ waitForReady: true }), { deadline: Date.now() + deadline_ms }, (err, res) => (err ? reject(err) : resolve(res as T)));
     });
   }
 

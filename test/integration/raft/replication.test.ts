@@ -36,11 +36,12 @@ describe('a three-node cluster', () => {
     try {
       const created = await first.createTopic('samples', { partitions: 2 });
       expect(created.partitions).toHaveLength(2);
-      // CreateTopic on node 1 created it on every node, with the same incarnation.
+      // CreateTopic on node 1 created it on every node (it answers once a majority has it), with the same incarnation.
       for (const n of cluster.nodes) {
         const c = new RelaylogClient(n.address);
         try {
-          expect((await c.describeTopic('samples')).created_ms).toBe(created.created_ms);
+          const d = await eventually(`node ${n.id} to have the topic`, () => c.describeTopic('samples').catch(() => undefined));
+          expect(d.created_ms).toBe(created.created_ms);
         } finally {
           c.close();
         }
@@ -178,6 +179,30 @@ describe('a three-node cluster', () => {
       expect(p.commit_index).toBe(p.last_index);
       expect(p.replicas!.map((r) => r.node_id).sort()).toEqual([1, 2, 3]);
       expect(p.replicas!.find((r) => r.node_id === leader.id)?.state).toBe('self');
+    } finally {
+      c.close();
+    }
+  });
+
+  test('a node that was down when a topic was created learns it from its peers and catches up', async () => {
+    expect(await cluster.stopNode(3)).toBe(0);
+    const c = new RelaylogClient(cluster.node(1).address);
+    try {
+      // Two of three nodes have it: a majority, enough to elect leaders and commit.
+      const created = await c.createTopic('late', { partitions: 1 });
+      const r = await c.produce('late', 0, encodeBatch([{ value: 'while-3-was-down' }]));
+      await cluster.startNode(3);
+      const n3 = new RelaylogClient(cluster.node(3).address);
+      try {
+        const d = await eventually('node 3 to learn topic "late"', async () => n3.describeTopic('late').catch(() => undefined));
+        expect(d.created_ms).toBe(created.created_ms);
+      } finally {
+        n3.close();
+      }
+      await allCaughtUp(cluster, 'late', 0, r.base_offset + 1);
+      const ref = await rawBatches(cluster.node(1).address, 'late', 0);
+      const got = await rawBatches(cluster.node(3).address, 'late', 0);
+      expect(Buffer.concat(got.batches).equals(Buffer.concat(ref.batches))).toBe(true);
     } finally {
       c.close();
     }

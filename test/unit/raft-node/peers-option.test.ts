@@ -1,0 +1,32 @@
+import { describe, expect, test } from 'vitest';
+import { parseCluster } from '../../../server/cli/serve.js';
+
+/* `relaylog serve --node-id N --peers 1=host:port,...`: what makes a node a cluster member. */
+
+describe('--node-id / --peers', () => {
+  test('absent: a single node', () => {
+    expect(parseCluster(undefined, undefined)).toBeUndefined();
+  });
+
+  test('every node with its address, this one included', () => {
+    const c = parseCluster(2, '1=10.0.0.1:7450, 2=10.0.0.2:7450,3=[::1]:7451', 50)!;
+    expect(c.node_id).toBe(2);
+    expect(c.tick_ms).toBe(50);
+    expect([...c.peers]).toEqual([
+      [1, '10.0.0.1:7450'],
+      [2, '10.0.0.2:7450'],
+      [3, '[::1]:7451'],
+    ]);
+  });
+
+  test('mistakes are usage errors, named', () => {
+    expect(() => parseCluster(1, undefined)).toThrow(/both --node-id and --peers/);
+    expect(() => parseCluster(undefined, '1=a:1')).toThrow(/both --node-id and --peers/);
+    expect(() => parseCluster(4, '1=a:1,2=b:2,3=c:3')).toThrow(/does not list this node \(--node-id 4\)/);
+    expect(() => parseCluster(1, '1=a:1,1=b:2')).toThrow(/lists node 1 twice/);
+    expect(() => parseCluster(1, '1=a:1,x=b:2')).toThrow(/id=host:port/);
+    expect(() => parseCluster(1, '1=a:1,0=b:2')).toThrow(/positive integers/);
+    expect(() => parseCluster(1, '1=a:1,2=nohost')).toThrow(/node 2: listen address must be HOST:PORT/);
+    for (const f of [() => parseCluster(1, '1=a:1,1=b:2')]) expect(f).toThrow(expect.objectContaining({ name: 'UsageError' }));
+  });
+});
