@@ -91,7 +91,7 @@ function nodeOptions(cmd: Command, archive_help: string): Command {
 }
 
 function serveCommands(cli: Command): void {
-  nodeOptions(cli.command('serve').description('run a single-node log server (Ctrl-C or SIGTERM stops it cleanly)'), 'archive tier')
+  nodeOptions(cli.command('serve').description('run a log server: a single node, or with --node-id/--peers a node of a Raft cluster (Ctrl-C or SIGTERM stops it cleanly)'), 'archive tier')
     .option('--compaction-interval <ms>', 'compact topics with cleanup.policy=compact this often (0: only on `relaylog compact`)', nonNegativeInt('--compaction-interval'), 60_000)
     // Cluster mode (docs/raft.md, "Wiring"): every partition replicated by Raft across the peers.
     .option('--node-id <n>', "this node's id in --peers (cluster mode)", positiveInt('--node-id'))
