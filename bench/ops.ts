@@ -16,11 +16,11 @@
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LogStore, encodeBatch } from '../engine/index.js';
 import { runVerify } from '../server/cli/ops/verify.js';
+import { rawRead } from './raw-read.js';
 
 const TOTAL_BYTES = Number(process.env.BENCH_OPS_BYTES ?? 1024 * 1024 * 1024);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -39,20 +39,9 @@ function ratio(a: number, b: number): string {
 }
 const range = (xs: number[]) => `${median(xs).toFixed(0)} (${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)})`;
 
-async function rawRead(paths: string[]): Promise<{ bytes: number; ms: number }> {
+async function timedRawRead(paths: string[]): Promise<{ bytes: number; ms: number }> {
   const t = performance.now();
-  let bytes = 0;
-  const buf = Buffer.allocUnsafe(READ_BYTES);
-  for (const p of paths) {
-    const fh = await open(p, 'r');
-    for (let pos = 0; ; ) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
-      if (bytesRead === 0) break;
-      pos += bytesRead;
-      bytes += bytesRead;
-    }
-    await fh.close();
-  }
+  const bytes = await rawRead(paths, READ_BYTES);
   return { bytes, ms: performance.now() - t };
 }
 
@@ -108,7 +97,7 @@ async function main(): Promise<void> {
     const verify_raw: number[] = [];
     const verify: number[] = [];
     for (let i = 0; i < RUNS; i++) {
-      const raw = await rawRead(data.files);
+      const raw = await timedRawRead(data.files);
       verify_raw.push(mbps(raw.bytes, raw.ms));
       const t = performance.now();
       const r = await runVerify({ data: base });
@@ -126,7 +115,7 @@ async function main(): Promise<void> {
       const dir = join(root, `run-${i}`);
       cpSync(base, dir, { recursive: true });
       const files = data.files.map((f) => f.replace(base, dir));
-      const raw = await rawRead(files);
+      const raw = await timedRawRead(files);
       compact_raw.push(mbps(raw.bytes, raw.ms));
       const disk = diskRead(files);
       if (disk) compact_disk.push(mbps(disk.bytes, disk.ms));

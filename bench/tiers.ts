@@ -15,6 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import { createServer, get } from 'node:http';
 import { LogStore, encodeBatch } from '../engine/index.js';
 import { startWebHdfsStandin } from '../test/support/webhdfs-standin.js';
+import { rawRead } from './raw-read.js';
 
 /** Which archive backends to measure: file:// and webhdfs:// (the protocol stand-in, on loopback). */
 const ARCHIVES = (process.env.BENCH_ARCHIVES ?? 'file,webhdfs').split(',');
@@ -66,21 +67,6 @@ async function timeIt(fn: () => Promise<number>): Promise<number> {
   return mbps(bytes, performance.now() - t);
 }
 
-async function rawRead(paths: string[]): Promise<number> {
-  let total = 0;
-  const buf = Buffer.allocUnsafe(READ_BYTES);
-  for (const p of paths) {
-    const fh = await open(p, 'r');
-    for (let pos = 0; ; ) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
-      if (bytesRead === 0) break;
-      pos += bytesRead;
-      total += bytesRead;
-    }
-    await fh.close();
-  }
-  return total;
-}
 
 async function rawCopy(paths: string[], to: string): Promise<number> {
   let total = 0;
