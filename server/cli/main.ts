@@ -96,6 +96,7 @@ function serveCommands(cli: Command): void {
     // Cluster mode (docs/raft.md, "Wiring"): every partition replicated by Raft across the peers.
     .option('--node-id <n>', "this node's id in --peers (cluster mode)", positiveInt('--node-id'))
     .option('--peers <id=host:port,...>', 'run as a Raft cluster node: every node of the cluster, this one included, e.g. 1=10.0.0.1:7450,2=10.0.0.2:7450,3=10.0.0.3:7450')
+    .option('--kafka-peers <id=host:port,...>', "cluster mode with --kafka-listen: each node's Kafka address, for Metadata (default: the node's --peers host with this node's Kafka port)")
     .option('--raft-tick-ms <ms>', 'cluster mode: one Raft tick (heartbeats every tick; elections after 10 to 20 ticks without a leader)', positiveInt('--raft-tick-ms'), 100)
     // Imported on use: client commands start faster without the engine (LMDB) loaded.
     .action(async (o: ServeOptions) => (await import('./serve.js')).serve(o));

@@ -16,6 +16,8 @@ export interface ServeOptions {
   metrics?: string;
   kafkaListen?: string;
   kafkaAdvertised?: string;
+  /** Cluster mode: `1=host:port,...`, where each node's Kafka listener is reached (default: its --peers host, this node's Kafka port). */
+  kafkaPeers?: string;
   memory: number;
   logLevel: string;
   relay?: { upstreams: string[]; topics?: RegExp; failback_ms?: number };
@@ -51,6 +53,25 @@ export function parseCluster(node_id: number | undefined, peers: string | undefi
   return { node_id, peers: map, ...(tick_ms !== undefined ? { tick_ms } : {}) };
 }
 
+/** `--kafka-peers 1=host:port,...`: only with --peers, and only for nodes it lists. */
+export function parseKafkaPeers(v: string, cluster: ClusterServerOptions | undefined): Map<number, string> {
+  if (!cluster) throw new UsageError('--kafka-peers is for cluster mode (with --node-id and --peers)');
+  const map = new Map<number, string>();
+  for (const part of v.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+    const m = /^(\d+)=(.+)$/.exec(part);
+    if (!m) throw new UsageError(`--kafka-peers takes id=host:port[,id=host:port...], got ${JSON.stringify(part)}`);
+    const id = Number(m[1]);
+    if (!cluster.peers.has(id)) throw new UsageError(`--kafka-peers: node ${id} is not in --peers`);
+    try {
+      parseListen(m[2]!);
+    } catch (err) {
+      throw new UsageError(`--kafka-peers: node ${id}: ${(err as Error).message}`);
+    }
+    map.set(id, m[2]!);
+  }
+  return map;
+}
+
 /**
  * `relaylog serve`: opens the data dir, listens, and prints `relaylog listening on HOST:PORT` as
  * one stdout line (scripts and tests read the real port from it when started with port 0). Logs
@@ -72,6 +93,7 @@ export async function serve(o: ServeOptions): Promise<void> {
     ...(o.metrics !== undefined ? { metrics_listen: o.metrics } : {}),
     ...(o.kafkaListen !== undefined ? { kafka_listen: o.kafkaListen } : {}),
     ...(o.kafkaAdvertised !== undefined ? { kafka_advertised: o.kafkaAdvertised } : {}),
+    ...(o.kafkaPeers !== undefined ? { kafka_peers: parseKafkaPeers(o.kafkaPeers, cluster) } : {}),
   });
   process.stdout.write(`relaylog listening on ${server.address}\n`);
   if (server.metricsAddress) process.stdout.write(`relaylog metrics on http://${server.metricsAddress}/metrics\n`);

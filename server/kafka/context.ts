@@ -13,6 +13,20 @@ export interface AdvertisedNode {
   port: number;
 }
 
+/**
+ * A Raft cluster as the Kafka listener of one of its nodes sees it (absent on a single node or a
+ * relay): Metadata lists every node and names each partition's Raft leader, so clients send
+ * Produce to the leader; a follower that gets one answers NOT_LEADER_OR_FOLLOWER.
+ */
+export interface KafkaClusterView {
+  /** Every voter's node id (the Kafka broker ids). */
+  voters(): readonly number[];
+  /** Where Kafka clients reach node `id`'s listener, or null if not known. */
+  kafkaAddressOf(id: number): { host: string; port: number } | null;
+  /** The partition's leader as this node knows it; 0 while unknown (an election). */
+  leaderOf(topic: string, partition: number): number;
+}
+
 /** What every Kafka handler needs from the listener, and nothing more. */
 export interface KafkaContext {
   readonly store: LogStore;
@@ -21,6 +35,8 @@ export interface KafkaContext {
   readonly clock: Clock;
   readonly coordinator: GroupCoordinator;
   readonly cluster_id: string;
+  /** Set on a Raft cluster node (see KafkaClusterView). */
+  readonly cluster: KafkaClusterView | null;
   /** Set when the store is a read-only relay replica: Produce and CreateTopics are refused. */
   readonly relay: { readonly upstreams: readonly string[] } | null;
   /** Metadata creates a missing topic (1 partition) when the client allows it. Off by default. */

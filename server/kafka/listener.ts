@@ -5,7 +5,7 @@ import type { LogStore } from '../../engine/log/log-store.js';
 import type { ServerLogger } from '../rpc/context.js';
 import { parseListen } from '../rpc/listen-address.js';
 import { KafkaConnection } from './connection.js';
-import type { AdvertisedNode, KafkaContext } from './context.js';
+import type { AdvertisedNode, KafkaClusterView, KafkaContext } from './context.js';
 import { GroupCoordinator } from './group/coordinator.js';
 import { kafkaLimits, type KafkaLimits } from './limits.js';
 
@@ -20,8 +20,10 @@ export interface KafkaListenerOptions {
   /** The store is a read-only relay replica: Produce and CreateTopics are refused with NOT_LEADER_OR_FOLLOWER (6). */
   relay?: { upstreams: string[] };
   limits?: Partial<KafkaLimits>;
-  /** The broker id in Metadata (default 0). */
+  /** The broker id in Metadata (default 0; a cluster node's Raft node id). */
   node_id?: number;
+  /** On a Raft cluster node: the cluster as Metadata reports it. */
+  cluster?: KafkaClusterView;
   /** The cluster id in Metadata v2+ (default "relaylog"). */
   cluster_id?: string;
   /** Metadata creates unknown topics (1 partition, default config) when the client allows it (default false). */
@@ -62,6 +64,7 @@ export class KafkaListener {
       coordinator: this.coordinator,
       cluster_id: opts.cluster_id ?? 'relaylog',
       relay: opts.relay ? { upstreams: [...opts.relay.upstreams] } : null,
+      cluster: opts.cluster ?? null,
       auto_create_topics: opts.auto_create_topics ?? false,
       stopping: this.stopping.signal,
       createTopic(name, config) {

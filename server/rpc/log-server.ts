@@ -13,6 +13,7 @@ import { shuttingDown } from './status.js';
 import { RelayRunner } from '../../replication/relay/relay-runner.js';
 import { ServerMetrics } from '../metrics.js';
 import { KafkaListener } from '../kafka/index.js';
+import type { KafkaClusterView } from '../kafka/context.js';
 import { ClusterNode } from '../../replication/raft/node/cluster-node.js';
 import { raftService } from '../../replication/raft/transport/raft-service.js';
 
@@ -31,6 +32,8 @@ export interface ServerOptions {
   kafka_listen?: string;
   /** HOST:PORT Kafka clients are told to connect to (default: the bound address). */
   kafka_advertised?: string;
+  /** Cluster mode: each node's Kafka address (default: its peer host with this node's Kafka port). */
+  kafka_peers?: ReadonlyMap<number, string>;
   /**
    * Run as a node of a Raft cluster: every partition is replicated by Raft across `peers`
    * (id -> HOST:PORT, this node included). See docs/raft.md, "Wiring".
@@ -133,6 +136,7 @@ export class LogServer {
           logger: opts.logger,
           ...(opts.kafka_advertised !== undefined ? { advertised: opts.kafka_advertised } : {}),
           ...(opts.relay ? { relay: { upstreams: opts.relay.upstreams } } : {}),
+          ...(cluster ? { node_id: cluster.node_id, cluster: kafkaClusterView(cluster, opts) } : {}),
         });
       }
     } catch (err) {
@@ -227,4 +231,23 @@ export class LogServer {
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
     await this.store.close();
   }
+}
+
+/** The cluster as this node's Kafka listener reports it in Metadata (server/kafka/context.ts). */
+function kafkaClusterView(cluster: ClusterNode, opts: ServerOptions): KafkaClusterView {
+  const own_port = () => parseListen(opts.kafka_advertised ?? opts.kafka_listen!).port;
+  return {
+    voters: () => cluster.voters,
+    kafkaAddressOf: (id) => {
+      const explicit = opts.kafka_peers?.get(id);
+      if (explicit !== undefined) {
+        const { host, port } = parseListen(explicit);
+        return { host: host.replace(/^\[(.*)\]$/, '$1'), port };
+      }
+      const peer = cluster.addressOf(id);
+      if (peer === '') return null;
+      return { host: parseListen(peer).host.replace(/^\[(.*)\]$/, '$1'), port: own_port() };
+    },
+    leaderOf: (topic, partition) => cluster.status(topic, partition)?.leader_id ?? 0,
+  };
 }

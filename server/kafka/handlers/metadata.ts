@@ -5,8 +5,9 @@ import type { KafkaContext, RequestContext } from '../context.js';
 import { codeFor, route } from './handler.js';
 
 /**
- * One broker — this node, at the address clients should reconnect to — leads every partition of
- * every topic; it is the only replica and always in sync. Leader epochs are reported as -1
+ * On a single node (or a relay), one broker — this node, at the address clients should reconnect
+ * to — leads every partition of every topic; it is the only replica and always in sync. On a Raft
+ * cluster node, every node is a broker and each partition's leader is its Raft leader. Leader epochs are reported as -1
  * (unknown), so clients never try epoch validation (OffsetsForLeaderEpoch is not served).
  */
 async function handleMetadata(ctx: KafkaContext, rc: RequestContext, _version: number, req: MetadataRequest): Promise<MetadataResponse> {
@@ -14,9 +15,15 @@ async function handleMetadata(ctx: KafkaContext, rc: RequestContext, _version: n
   const names = req.topics ?? ctx.store.listTopics().map((t) => t.name);
   const topics: MetadataTopic[] = [];
   for (const name of names) topics.push(await describeTopic(ctx, rc, name, req.allow_auto_topic_creation));
+  const brokers = [{ node_id: node.node_id, host: node.host, port: node.port, rack: null }];
+  // A cluster node lists every node; each partition's leader is its Raft leader (describeTopic).
+  for (const id of ctx.cluster?.voters() ?? []) {
+    const a = id === node.node_id ? null : ctx.cluster!.kafkaAddressOf(id);
+    if (a) brokers.push({ node_id: id, host: a.host, port: a.port, rack: null });
+  }
   return {
     throttle_time_ms: 0,
-    brokers: [{ node_id: node.node_id, host: node.host, port: node.port, rack: null }],
+    brokers,
     cluster_id: ctx.cluster_id,
     controller_id: node.node_id,
     topics,
@@ -34,7 +41,14 @@ async function describeTopic(ctx: KafkaContext, rc: RequestContext, name: string
       partitions = (await ctx.createTopic(name, {}).catch((e: unknown) => (isEngineError(e, 'TOPIC_EXISTS') ? ctx.store.topic(name) : Promise.reject(e)))).config.partitions;
       ctx.logger.info({ topic: name, client: rc.header.client_id }, 'kafka: topic auto-created by Metadata');
     }
-    const list = Array.from({ length: partitions }, (_, p) => ({ error_code: KafkaCode.NONE, partition_index: p, leader_id: id, leader_epoch: -1, replica_nodes: [id], isr_nodes: [id], offline_replicas: [] }));
+    const cluster = ctx.cluster;
+    const list = Array.from({ length: partitions }, (_, p) => {
+      if (cluster === null) return { error_code: KafkaCode.NONE, partition_index: p, leader_id: id, leader_epoch: -1, replica_nodes: [id], isr_nodes: [id], offline_replicas: [] };
+      const voters = [...cluster.voters()];
+      const leader = cluster.leaderOf(name, p);
+      // While a partition has no leader (an election), clients are told to ask again.
+      return { error_code: leader > 0 ? KafkaCode.NONE : KafkaCode.LEADER_NOT_AVAILABLE, partition_index: p, leader_id: leader > 0 ? leader : -1, leader_epoch: -1, replica_nodes: voters, isr_nodes: voters, offline_replicas: [] };
+    });
     return { error_code: KafkaCode.NONE, name, is_internal: false, partitions: list };
   } catch (err) {
     return { error_code: codeFor(ctx, rc, err, { api: 'Metadata', topic: name }), name, is_internal: false, partitions: [] };

@@ -34,12 +34,13 @@ export interface ClusterNodeProcess {
 }
 
 export class TestCluster {
-  private constructor(readonly nodes: ClusterNodeProcess[], private readonly peers: string) {}
+  private constructor(readonly nodes: ClusterNodeProcess[], private readonly peers: string, private readonly extra: (id: number) => string[]) {}
 
-  static async start(root: string, size = 3): Promise<TestCluster> {
+  /** `extra(id)`: more arguments for node `id`'s `relaylog serve`. */
+  static async start(root: string, size = 3, extra: (id: number) => string[] = () => []): Promise<TestCluster> {
     const ports = await freePorts(size);
     const nodes = ports.map((port, i) => ({ id: i + 1, address: `127.0.0.1:${port}`, dir: join(root, `node${i + 1}`), proc: null }));
-    const c = new TestCluster(nodes, nodes.map((n) => `${n.id}=${n.address}`).join(','));
+    const c = new TestCluster(nodes, nodes.map((n) => `${n.id}=${n.address}`).join(','), extra);
     try {
       await Promise.all(nodes.map((n) => c.startNode(n.id)));
     } catch (err) {
@@ -64,7 +65,7 @@ export class TestCluster {
     if (n.proc) throw new Error(`node ${id} is running`);
     n.proc = await startServer(n.dir, {
       listen: n.address,
-      extra_args: ['--node-id', String(id), '--peers', this.peers, '--raft-tick-ms', String(TICK_MS), '--log-level', 'info', '--memory', String(64 * 1024 * 1024)],
+      extra_args: ['--node-id', String(id), '--peers', this.peers, '--raft-tick-ms', String(TICK_MS), '--log-level', 'info', '--memory', String(64 * 1024 * 1024), ...this.extra(id)],
     });
   }
 
