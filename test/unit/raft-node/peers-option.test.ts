@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { parseCluster } from '../../../server/cli/serve.js';
+import { parseCluster, parseKafkaPeers } from '../../../server/cli/serve.js';
 
 /* `relaylog serve --node-id N --peers 1=host:port,...`: what makes a node a cluster member. */
 
@@ -28,5 +28,23 @@ describe('--node-id / --peers', () => {
     expect(() => parseCluster(1, '1=a:1,0=b:2')).toThrow(/positive integers/);
     expect(() => parseCluster(1, '1=a:1,2=nohost')).toThrow(/node 2: listen address must be HOST:PORT/);
     for (const f of [() => parseCluster(1, '1=a:1,1=b:2')]) expect(f).toThrow(expect.objectContaining({ name: 'UsageError' }));
+  });
+});
+
+describe('--kafka-peers', () => {
+  const cluster = parseCluster(1, '1=10.0.0.1:7450,2=10.0.0.2:7450,3=10.0.0.3:7450')!;
+
+  test("each node's Kafka address, by node id", () => {
+    expect([...parseKafkaPeers('1=k1:9092, 3=k3:9093', cluster)]).toEqual([
+      [1, 'k1:9092'],
+      [3, 'k3:9093'],
+    ]);
+  });
+
+  test('only in cluster mode, only for nodes in --peers, only HOST:PORT', () => {
+    expect(() => parseKafkaPeers('1=k1:9092', undefined)).toThrow(/--kafka-peers is for cluster mode/);
+    expect(() => parseKafkaPeers('4=k4:9092', cluster)).toThrow(/node 4 is not in --peers/);
+    expect(() => parseKafkaPeers('2=nohost', cluster)).toThrow(/node 2: listen address must be HOST:PORT/);
+    expect(() => parseKafkaPeers('k1:9092', cluster)).toThrow(/id=host:port/);
   });
 });
