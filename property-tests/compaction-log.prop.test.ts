@@ -1,17 +1,18 @@
 /**
  * Compaction through the real engine against a model (issue 8): random keyed appends and
- * tombstones, rolls, compactions, clean reopens, crashes (abandon: no fsync, no clean close) and
- * crashes cut into a compaction (the rewritten copy left aside unrenamed, or renamed with the
- * catalog still describing the original), and crashes cut into a merge of small segments (at each
- * of its steps, through the engine's test hooks). After every step:
+ * tombstones, rolls, compactions, clean reopens, crashes (abandon: no fsync, no clean close),
+ * crashes cut into a segment's rewrite (the copy left aside unrenamed, or renamed with the catalog
+ * as it was at the rename) and into a merge of small segments (at each of its steps), both through
+ * the engine's test hooks. After every step:
  *  - the latest value of every live key is readable, at the offset the model says;
  *  - every record read is the one appended at that offset (offsets never change);
  *  - offsets read are strictly increasing and end at the high watermark;
  *  - no key that was deleted by a tombstone older than the horizon comes back once compacted.
  *
- * Replay: SEED=<n> npx vitest run property-tests/compaction-log.prop.test.ts
+ * Replay: SEED=<n> npx vitest run property-tests/compaction-log.prop.test.ts (add FC_PATH=<path>
+ * from a failure's report to go straight to its counterexample)
  */
-import { copyFileSync, readdirSync, rmSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { expect, test } from 'vitest';
@@ -25,6 +26,7 @@ const runs = Number(process.env.COMPACTION_RUNS ?? 30);
 const seen = { rewritten: 0, crash_states: 0, removed: 0, merged: 0, merge_crashes: 0 };
 const MERGE_POINTS = ['merge:written', 'merge:renamed', 'merge:unlinked-one'] as const;
 const T0 = 1_700_000_000_000;
+const timeout_ms = Math.max(120_000, runs * 3000);
 
 type Cmd =
   | { t: 'append'; keys: Array<{ k: number; tombstone: boolean }> }
@@ -54,9 +56,12 @@ test('compaction vs a model: latest values survive, offsets never change, throug
       const tmp = tempDir('relaylog-cprop-');
       const clock = new ManualClock(T0);
       let crash_at: string | null = null;
+      let on_crash: (() => void) | null = null;
       const hooks = {
         compaction: (point: string) => {
-          if (point === crash_at) throw new SimulatedCrash(point);
+          if (point !== crash_at) return;
+          on_crash?.();
+          throw new SimulatedCrash(point);
         },
       };
       const open = () => LogStore.open({ dir: tmp.dir, clock, disk_free_floor_bytes: 0, retention_check_interval_ms: 0, compaction_interval_ms: 0, memory_tier_bytes: 0, hooks });
@@ -98,28 +103,31 @@ test('compaction vs a model: latest values survive, offsets never change, throug
               store = await open();
               break;
             case 'crash_in_compaction': {
-              // Compact a copy of the data dir's state, then rebuild one of the two crash states.
-              const segs = p().segmentInfo();
-              const records = store.catalog.listSegments(['t', 0]);
-              const sealed = segs.filter((s) => s.sealed);
-              if (sealed.length === 0) break;
-              const target = sealed[0]!;
-              const backup = `${target.path}.orig`;
-              copyFileSync(target.path, backup);
-              // Rewrites only: the states rebuilt below are those of one segment's rewrite.
-              const r = await p().compact({ merge: false });
-              if (r.segments_rewritten > 0) seen.crash_states++;
+              // The process dies while a segment's rewrite is in flight: after its copy is written
+              // aside (before the rename), or right after the rename, before the catalog hears of
+              // it. For the second, the catalog's segment records are put back as they were at the
+              // rename: writes still in flight then would be lost by a real crash.
+              const at_store = store;
+              let snapshot: ReturnType<typeof store.catalog.listSegments> | null = null;
+              crash_at = c.at === 'before_rename' ? 'rewrite:written' : 'rewrite:renamed';
+              on_crash = () => {
+                if (c.at === 'after_rename') snapshot = at_store.catalog.listSegments(['t', 0]);
+              };
+              const got = await p().compact({ merge: false }).then(
+                () => null,
+                (e: unknown) => e,
+              );
+              crash_at = null;
+              on_crash = null;
+              if (got !== null && !(got instanceof SimulatedCrash)) throw got;
               await store.abandon();
-              if (c.at === 'before_rename' && r.segments_rewritten > 0) {
-                // The rewrite happened aside but was never renamed: original back, copy left aside.
-                copyFileSync(target.path, `${target.path}.compact`);
-                copyFileSync(backup, target.path);
+              if (got !== null) {
+                seen.crash_states++;
+                if (c.at === 'before_rename') expect(readdirSync(join(tmp.dir, 'topics', 't', '0')).some((f) => f.endsWith('.compact'))).toBe(true);
               }
-              rmSync(backup);
-              if (c.at === 'after_rename') {
-                // Renamed, but the catalog never heard of it: put the old records back.
+              if (snapshot !== null) {
                 const s2 = await open();
-                for (const rec of records) await s2.catalog.putSegment(['t', 0], rec.base_offset, rec.record);
+                for (const rec of snapshot as ReturnType<typeof store.catalog.listSegments>) await s2.catalog.putSegment(['t', 0], rec.base_offset, rec.record);
                 await s2.catalog.flush();
                 await s2.abandon();
               }
@@ -168,11 +176,19 @@ test('compaction vs a model: latest values survive, offsets never change, throug
         tmp.cleanup();
       }
     }),
-    { seed, numRuns: runs },
+    {
+      seed,
+      numRuns: runs,
+      ...(process.env.FC_PATH ? { path: process.env.FC_PATH } : {}),
+      // Shrinking a failure re-runs whole scenarios and can outlast the test's timeout; stopping
+      // it in time reports the smallest counterexample so far instead of a bare timeout.
+      interruptAfterTimeLimit: timeout_ms - 15_000,
+      markInterruptAsFailure: true,
+    },
   );
   console.log(`[compaction-log.prop] segments rewritten ${seen.rewritten}, merged ${seen.merged}, records removed ${seen.removed}, crash states built ${seen.crash_states}, crashes inside a merge ${seen.merge_crashes}`);
   expect(seen.rewritten).toBeGreaterThan(0);
   expect(seen.crash_states).toBeGreaterThan(0);
   expect(seen.merged).toBeGreaterThan(0);
   expect(seen.merge_crashes).toBeGreaterThan(0);
-}, Math.max(120_000, runs * 3000));
+}, timeout_ms);

@@ -91,8 +91,11 @@ export interface LocalBatch {
   size_bytes: number;
 }
 
+/** Where a compaction can be made to stop, for crash tests: a hook that throws there stops it. */
+export type CompactionPoint = 'rewrite:written' | 'rewrite:renamed' | 'merge:written' | 'merge:renamed' | 'merge:unlinked-one';
+
 export interface PartitionHooks {
-  compaction?: (point: 'merge:written' | 'merge:renamed' | 'merge:unlinked-one') => void;
+  compaction?: (point: CompactionPoint) => void;
 }
 
 export interface CompactResult {
@@ -756,6 +759,10 @@ export class PartitionLog {
         const r = compactBatches(before, rule);
         if (!r.changed) continue;
         const bytes = Buffer.concat(r.batches);
+        // A copy of exactly the old size gains nothing, and recovery could not tell it from the
+        // original by its catalog record (a compressed batch is re-encoded uncompressed, so a copy
+        // that lost records is not always smaller): it is not swapped in.
+        if (bytes.length === seg.size_bytes) continue;
         await in_flight;
         in_flight = this.swapCompacted(seg, bytes).then((swapped) => {
           if (!swapped) return;
@@ -764,6 +771,9 @@ export class PartitionLog {
           out.bytes_before += seg.size_bytes;
           out.bytes_after += bytes.length;
         });
+        // A failed swap is rethrown by the next await of it; until then it must not count as an
+        // unhandled rejection (which would end the process) while the next segment is read.
+        in_flight.catch(() => undefined);
       }
     } finally {
       await in_flight;
@@ -922,15 +932,22 @@ export class PartitionLog {
   /** Writes the compacted bytes aside, fsyncs, renames over `seg` and updates catalog and index. */
   private async swapCompacted(seg: Segment, bytes: Buffer): Promise<boolean> {
     const tmp = await writeAside(seg, bytes);
+    this.deps.hooks?.compaction?.('rewrite:written');
     return this.exclusive(async () => {
       const i = this.segments.indexOf(seg);
       if (this.closed_state !== 'open' || seg.deleted || i < 0 || i === this.segments.length - 1) {
         await unlink(tmp).catch(() => undefined);
         return false;
       }
+      // The segment's catalog record must be current and durable before the rename (an earlier
+      // merge or rewrite may still have its update in flight): recovery trusts a sealed segment
+      // whose size equals its record's, and the copy's size differs from the current one's (see
+      // rewritePass), so only a stale record (from before a merge, say) could vouch for it.
+      await this.deps.catalog.flush();
       this.compaction_swaps++;
       await rename(tmp, seg.path);
       await syncDir(this.deps.dir);
+      this.deps.hooks?.compaction?.('rewrite:renamed');
       const fresh = Segment.at(this.deps.dir, seg.base_offset);
       fresh.size_bytes = bytes.length;
       fresh.durable_bytes = bytes.length;

@@ -1,4 +1,5 @@
 import type { Clock } from '../base/clock.js';
+import type { PartitionHooks } from './partition-log.js';
 
 /**
  * When appended bytes are fsynced, and so what an acknowledged append survives:
@@ -124,7 +125,7 @@ export interface StoreOptions {
    */
   raft?: boolean;
   /** Test hooks at named points of multi-step operations (a throwing hook acts as a crash there). */
-  hooks?: { compaction?: (point: 'merge:written' | 'merge:renamed' | 'merge:unlinked-one') => void };
+  hooks?: PartitionHooks;
 }
 
 export interface EngineLogger {
