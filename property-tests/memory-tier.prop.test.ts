@@ -6,12 +6,27 @@ import { MemoryTier } from '../engine/tier/memory-tier.js';
 const seed = Number(process.env.SEED ?? Date.now() % 2 ** 31);
 
 type Op =
-  | { kind: 'add'; p: number; sizes: number[] }
+  | { kind: 'add'; p: number; sizes: number[]; layout: Layout }
   | { kind: 'read'; p: number; at: number; max_bytes: number }
   | { kind: 'truncate'; p: number; at: number };
 
+/**
+ * How an add's batches lie in memory: each in its own buffer; back to back in one buffer with a
+ * little framing around them (a request's record set: kept without a copy); or inside a buffer
+ * much larger than they are (a slice of a network read: copied).
+ */
+type Layout = 'separate' | 'record-set' | 'in-larger';
+
 const op: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 5, arbitrary: fc.record({ kind: fc.constant('add' as const), p: fc.nat(3), sizes: fc.array(fc.integer({ min: 0, max: 3000 }), { minLength: 1, maxLength: 6 }) }) },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      kind: fc.constant('add' as const),
+      p: fc.nat(3),
+      sizes: fc.array(fc.integer({ min: 0, max: 3000 }), { minLength: 1, maxLength: 6 }),
+      layout: fc.constantFrom<Layout>('separate', 'record-set', 'in-larger'),
+    }),
+  },
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('read' as const), p: fc.nat(3), at: fc.double({ min: 0, max: 1, noNaN: true }), max_bytes: fc.integer({ min: 1, max: 20_000 }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('truncate' as const), p: fc.nat(3), at: fc.double({ min: 0, max: 1, noNaN: true }) }) },
 );
@@ -28,11 +43,21 @@ test('memory tier: the budget is a hard bound, and every hit returns exactly the
         const tail = tails[o.p]!;
         const m = model[o.p]!;
         if (o.kind === 'add') {
-          const batches = o.sizes.map((n, i) => {
+          let batches = o.sizes.map((n, i) => {
             const b = encodeBatch([{ value: Buffer.alloc(n, i) }], { timestamp_ms: 1 });
             stampBatch(b, 0, m.length + i, 0);
             return b;
           });
+          if (o.layout !== 'separate') {
+            const total = batches.reduce((a, b) => a + b.length, 0);
+            const parent = Buffer.alloc(o.layout === 'record-set' ? total + 16 : total * 4 + 64);
+            let at = 8;
+            batches = batches.map((b) => {
+              b.copy(parent, at);
+              at += b.length;
+              return parent.subarray(at - b.length, at);
+            });
+          }
           m.push(...batches);
           tail.add(batches, batches.reduce((a, b) => a + b.length, 0));
         } else if (o.kind === 'truncate') {

@@ -1,6 +1,7 @@
 /**
- * The small-record replay of bench:compare (scenario 2, 1 KiB records) on its own, to profile it
- * and to compare builds of relaylog under the same harness, alternating them round by round:
+ * The small-record replay of bench:compare (scenario 2, 1 KiB records) on its own, or with
+ * BENCH_PHASE=produce its durable produce (scenario 1), to profile it and to compare builds of
+ * relaylog under the same harness, alternating them round by round:
  *
  *   node dist/bench/e2e/replay-profile.js [--cpu-prof DIR] [BIN ...]
  *
@@ -8,18 +9,21 @@
  * (fsync every 1 s, as the Redis comparison), produces BENCH_REPLAY_BYTES (default 1 GiB) of
  * BENCH_RECORD_BYTES (default 1024) records, replays them from the start through the harness's
  * reader (4 MiB frames, every record decoded), and reports MB/s and the server's CPU ms per MB
- * replayed. With --cpu-prof the servers run under `node --cpu-prof` and the hottest functions of
- * the replay (only the replay's samples) are printed per build.
+ * replayed (BENCH_PHASE=produce: produce MB/s and CPU per MB produced; BENCH_FSYNC=always for
+ * fsync on every batch). With --cpu-prof the servers run under `node --cpu-prof` and the hottest
+ * functions of the measured phase (only its samples) are printed per build.
  */
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseBytesArg } from './bytes.js';
 import { RelaylogSystem } from './relaylog.js';
-import { replayThroughput } from './scenarios.js';
+import { produceDataset, replayThroughput } from './scenarios.js';
 
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS || 3));
 const BYTES = parseBytesArg(process.env.BENCH_REPLAY_BYTES || '1GiB');
 const RECORD = Number(process.env.BENCH_RECORD_BYTES || 1024);
+const PHASE = process.env.BENCH_PHASE === 'produce' ? 'produce' : 'replay';
+const FSYNC = process.env.BENCH_FSYNC === 'always' ? 'always' : 'interval';
 
 interface ProfileNode {
   id: number;
@@ -71,36 +75,37 @@ async function main(): Promise<void> {
       const label = bin ?? 'this tree';
       const dir = prof_dir ? join(prof_dir, `build${i}-round${r + 1}`) : null;
       if (dir) mkdirSync(dir, { recursive: true });
-      const sys = new RelaylogSystem('interval', { ...(bin ? { bin } : {}), ...(dir ? { node_args: ['--cpu-prof', `--cpu-prof-dir=${dir}`] } : {}) });
+      const sys = new RelaylogSystem(FSYNC, { ...(bin ? { bin } : {}), ...(dir ? { node_args: ['--cpu-prof', `--cpu-prof-dir=${dir}`] } : {}) });
       await sys.start();
       let from_us = 0;
       let to_us = 0;
       try {
         await sys.createTopic('replay');
-        await sys.produceBulk('replay', count, Buffer.alloc(RECORD, 0x62));
-        from_us = Number(process.hrtime.bigint() / 1000n);
-        const rep = await replayThroughput(sys, 'replay', count);
+        if (PHASE === 'produce') from_us = Number(process.hrtime.bigint() / 1000n);
+        const prod = await produceDataset(sys, 'replay', count, RECORD);
+        if (PHASE === 'replay') from_us = Number(process.hrtime.bigint() / 1000n);
+        const rep = PHASE === 'produce' ? prod : await replayThroughput(sys, 'replay', count);
         to_us = Number(process.hrtime.bigint() / 1000n);
         const e = results.get(label) ?? { mb_per_s: [], cpu: [] };
         e.mb_per_s.push(rep.mb_per_s);
         e.cpu.push(rep.server_cpu_ms_per_mb);
         results.set(label, e);
-        console.log(`round ${r + 1}, ${label}: replay ${rep.mb_per_s.toFixed(0)} MB/s, server CPU ${rep.server_cpu_ms_per_mb.toFixed(2)} ms/MB`);
+        console.log(`round ${r + 1}, ${label}: ${PHASE} ${rep.mb_per_s.toFixed(0)} MB/s, server CPU ${rep.server_cpu_ms_per_mb.toFixed(2)} ms/MB`);
       } finally {
         await sys.stop();
       }
       if (dir) {
         // The server writes its profile as it exits; only the replay's samples are counted.
         const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
-        if (file) console.log(`  hottest (self time) during the replay, ${join(dir, file)}:\n    ${hottest(JSON.parse(readFileSync(join(dir, file), 'utf8')) as Profile, from_us, to_us).join('\n    ')}`);
+        if (file) console.log(`  hottest (self time) during the ${PHASE}, ${join(dir, file)}:\n    ${hottest(JSON.parse(readFileSync(join(dir, file), 'utf8')) as Profile, from_us, to_us).join('\n    ')}`);
       }
     }
   }
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-  console.log(`\n${(BYTES / 1048576).toFixed(0)} MiB of ${RECORD}-byte records, medians of ${RUNS} rounds (min–max):`);
+  console.log(`\n${PHASE}, fsync ${FSYNC}: ${(BYTES / 1048576).toFixed(0)} MiB of ${RECORD}-byte records, medians of ${RUNS} rounds (min–max):`);
   for (const [label, e] of results) {
     console.log(
-      `  ${label}: replay ${med(e.mb_per_s).toFixed(0)} MB/s (${Math.min(...e.mb_per_s).toFixed(0)}–${Math.max(...e.mb_per_s).toFixed(0)}), server CPU ${med(e.cpu).toFixed(2)} ms/MB (${Math.min(...e.cpu).toFixed(2)}–${Math.max(...e.cpu).toFixed(2)})`,
+      `  ${label}: ${PHASE} ${med(e.mb_per_s).toFixed(0)} MB/s (${Math.min(...e.mb_per_s).toFixed(0)}–${Math.max(...e.mb_per_s).toFixed(0)}), server CPU ${med(e.cpu).toFixed(2)} ms/MB (${Math.min(...e.cpu).toFixed(2)}–${Math.max(...e.cpu).toFixed(2)})`,
     );
   }
 }

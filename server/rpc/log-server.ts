@@ -6,6 +6,7 @@ import { LogStore } from '../../engine/log/log-store.js';
 import type { StoreOptions } from '../../engine/log/types.js';
 import { AdminService, LogService, RaftService } from '../proto/load.js';
 import { adminService } from './admin-service.js';
+import { widenReceiveWindows } from './flow-control.js';
 import type { ServerLogger, ServiceContext } from './context.js';
 import { serverLimits, type ServerLimits } from './limits.js';
 import { logService } from './log-service.js';
@@ -126,6 +127,7 @@ export class LogServer {
         server.grpc.bindAsync(opts.listen, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
       );
       server.bound = `${host}:${port}`;
+      if (!widenReceiveWindows(server.grpc)) opts.logger.warn({}, 'this grpc-js does not expose its HTTP/2 servers: connections keep the default 64 KiB receive windows (produce of large batches is slower)');
       server.relay?.start();
       server.cluster?.start();
       if (opts.metrics_listen !== undefined) server.metrics_address = await server.metrics.serve(opts.metrics_listen);

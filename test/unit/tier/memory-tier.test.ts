@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { LogStore } from '../../../engine/index.js';
+import { LogStore, stampBatch } from '../../../engine/index.js';
 import { MemoryTier } from '../../../engine/tier/memory-tier.js';
 import { batchOf, readAll, recordsOf } from '../../support/batches.js';
 import { tempDir } from '../../support/tmp.js';
@@ -100,4 +100,40 @@ describe('memory tier inside the partition log', () => {
     expect(tier.used_bytes).toBe(0);
     expect(t.read(0, 1 << 20, 1)).toBeNull();
   });
+
+  test('a record set that fills its own buffer is kept without a copy and charged at its parent buffer', () => {
+    const tier = new MemoryTier(1 << 20);
+    const t = tier.register('x');
+    const a = batchOf(3, 'a', 1, 3000);
+    const b = batchOf(2, 'b', 1, 3000);
+    stampBatch(a, 0, 0, 0);
+    stampBatch(b, 0, 3, 0);
+    // One request's record set: both batches back to back in one buffer, with 16 bytes of framing
+    // around them (as in a decoded gRPC message).
+    const parent = Buffer.alloc(a.length + b.length + 16);
+    a.copy(parent, 8);
+    b.copy(parent, 8 + a.length);
+    const set = [parent.subarray(8, 8 + a.length), parent.subarray(8 + a.length, 8 + a.length + b.length)];
+    t.add(set, a.length + b.length);
+    expect(tier.used_bytes).toBe(parent.length);
+    const r = t.read(0, 1 << 20, 5)!;
+    expect(r.records.buffer).toBe(parent.buffer); // no copy
+    expect(recordsOf(r.records).map((x) => x.offset)).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  test('a small batch cut from a much larger buffer is copied and charged at its own size', () => {
+    const tier = new MemoryTier(1 << 20);
+    const t = tier.register('x');
+    const a = batchOf(1, 'a', 1, 100);
+    stampBatch(a, 0, 0, 0);
+    const parent = Buffer.alloc(64 * 1024);
+    a.copy(parent, 1000);
+    const slice = parent.subarray(1000, 1000 + a.length);
+    t.add([slice], a.length);
+    expect(tier.used_bytes).toBe(a.length);
+    parent.fill(0); // the network buffer is reused: the cached copy is not affected
+    const r = t.read(0, 1 << 20, 1)!;
+    expect(r.records.equals(a)).toBe(true);
+  });
 });
+
