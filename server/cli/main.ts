@@ -84,6 +84,7 @@ function nodeOptions(cmd: Command, archive_help: string): Command {
     .option('--archive-interval <ms>', 'upload eligible sealed segments this often (0: only on `relaylog archive`)', nonNegativeInt('--archive-interval'), 10_000)
     .option('--retention-interval <ms>', 'apply retention this often', positiveInt('--retention-interval'), 30_000)
     .option('--memory <bytes>', 'memory-tier budget for hot tails (0 disables)', nonNegativeInt('--memory'), limits.memory_tier_bytes)
+    .option('--disk-free-floor <bytes>', 'appends fail with DISK_FULL while the data dir\'s file system has less free space than this (0: only a real ENOSPC stops them)', nonNegativeInt('--disk-free-floor'), limits.disk_free_floor_bytes)
     .option('--metrics <host:port>', 'serve Prometheus metrics over HTTP at http://HOST:PORT/metrics')
     .option('--kafka-listen <host:port>', 'also speak the Kafka wire protocol on HOST:PORT, for existing Kafka clients (docs/kafka.md)', parseAddress)
     .option('--kafka-advertised <host:port>', 'the address Kafka clients are told to connect to (default: the --kafka-listen address)', parseAddress)
@@ -96,6 +97,7 @@ function serveCommands(cli: Command): void {
     // Cluster mode (docs/raft.md, "Wiring"): every partition replicated by Raft across the peers.
     .option('--node-id <n>', "this node's id in --peers (cluster mode)", positiveInt('--node-id'))
     .option('--peers <id=host:port,...>', 'run as a Raft cluster node: every node of the cluster, this one included, e.g. 1=10.0.0.1:7450,2=10.0.0.2:7450,3=10.0.0.3:7450')
+    .option('--peer-dial <id=host:port,...>', 'cluster mode: connect to these peers here instead of at their --peers address (a proxy or NAT between nodes); clients are still sent to the --peers address')
     .option('--kafka-peers <id=host:port,...>', "cluster mode with --kafka-listen: each node's Kafka address, for Metadata (default: the node's --peers host with this node's Kafka port)")
     .option('--raft-tick-ms <ms>', 'cluster mode: one Raft tick (heartbeats every tick; elections after 10 to 20 ticks without a leader)', positiveInt('--raft-tick-ms'), 100)
     // Imported on use: client commands start faster without the engine (LMDB) loaded.

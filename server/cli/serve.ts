@@ -19,12 +19,16 @@ export interface ServeOptions {
   /** Cluster mode: `1=host:port,...`, where each node's Kafka listener is reached (default: its --peers host, this node's Kafka port). */
   kafkaPeers?: string;
   memory: number;
+  /** Appends fail with DISK_FULL below this much free space under the data dir (default limits.disk_free_floor_bytes). */
+  diskFreeFloor?: number;
   logLevel: string;
   relay?: { upstreams: string[]; topics?: RegExp; failback_ms?: number };
   /** Cluster mode: this node's id in `peers`. */
   nodeId?: number;
   /** Cluster mode: `1=host:port,2=host:port,3=host:port`, this node included. */
   peers?: string;
+  /** Cluster mode: `2=host:port,...`, where this node connects to a peer when that is not its --peers address. */
+  peerDial?: string;
   raftTickMs?: number;
 }
 
@@ -55,17 +59,34 @@ export function parseCluster(node_id: number | undefined, peers: string | undefi
 
 /** `--kafka-peers 1=host:port,...`: only with --peers, and only for nodes it lists. */
 export function parseKafkaPeers(v: string, cluster: ClusterServerOptions | undefined): Map<number, string> {
-  if (!cluster) throw new UsageError('--kafka-peers is for cluster mode (with --node-id and --peers)');
+  return parseNodeAddresses('--kafka-peers', v, cluster);
+}
+
+/**
+ * `--peer-dial 2=host:port,...`: where this node connects to those peers instead of their --peers
+ * address (a proxy, a NAT, a test's network partition). --peers stays what clients are told (the
+ * leader's address in NOT_LEADER) and what Kafka Metadata derives from. Not for this node itself.
+ */
+export function parsePeerDial(v: string, cluster: ClusterServerOptions | undefined): Map<number, string> {
+  const map = parseNodeAddresses('--peer-dial', v, cluster);
+  if (cluster && map.has(cluster.node_id)) throw new UsageError(`--peer-dial: node ${cluster.node_id} is this node, which never dials itself`);
+  return map;
+}
+
+/** `id=host:port[,...]` for nodes listed in --peers (UsageError naming `flag` on a mistake). */
+function parseNodeAddresses(flag: string, v: string, cluster: ClusterServerOptions | undefined): Map<number, string> {
+  if (!cluster) throw new UsageError(`${flag} is for cluster mode (with --node-id and --peers)`);
   const map = new Map<number, string>();
   for (const part of v.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
     const m = /^(\d+)=(.+)$/.exec(part);
-    if (!m) throw new UsageError(`--kafka-peers takes id=host:port[,id=host:port...], got ${JSON.stringify(part)}`);
+    if (!m) throw new UsageError(`${flag} takes id=host:port[,id=host:port...], got ${JSON.stringify(part)}`);
     const id = Number(m[1]);
-    if (!cluster.peers.has(id)) throw new UsageError(`--kafka-peers: node ${id} is not in --peers`);
+    if (!cluster.peers.has(id)) throw new UsageError(`${flag}: node ${id} is not in --peers`);
+    if (map.has(id)) throw new UsageError(`${flag} lists node ${id} twice`);
     try {
       parseListen(m[2]!);
     } catch (err) {
-      throw new UsageError(`--kafka-peers: node ${id}: ${(err as Error).message}`);
+      throw new UsageError(`${flag}: node ${id}: ${(err as Error).message}`);
     }
     map.set(id, m[2]!);
   }
@@ -82,10 +103,12 @@ export async function serve(o: ServeOptions): Promise<void> {
   const logger = pino({ base: { service: 'relaylog' }, level: o.logLevel }, pino.destination({ dest: 2, sync: true }));
   // grpc-js's own diagnostics go to the same JSON log, not as bare lines on stderr.
   setLogger({ error: (...args: unknown[]) => logger.warn({ grpc: format(...args) }, 'grpc-js') });
-  const cluster = parseCluster(o.nodeId, o.peers, o.raftTickMs);
+  const parsed = parseCluster(o.nodeId, o.peers, o.raftTickMs);
+  const dial = o.peerDial !== undefined ? parsePeerDial(o.peerDial, parsed) : undefined;
+  const cluster = parsed && dial ? { ...parsed, dial } : parsed;
   if (cluster && o.relay) throw new UsageError('a relay cannot be a cluster node');
   const server = await LogServer.start({
-    store: { dir: o.data, memory_tier_bytes: o.memory, archive_interval_ms: o.archiveInterval, retention_check_interval_ms: o.retentionInterval, compaction_interval_ms: o.relay ? 0 : (o.compactionInterval ?? 60_000), ...(o.archive ? { archive_url: o.archive } : {}) },
+    store: { dir: o.data, memory_tier_bytes: o.memory, archive_interval_ms: o.archiveInterval, retention_check_interval_ms: o.retentionInterval, compaction_interval_ms: o.relay ? 0 : (o.compactionInterval ?? 60_000), ...(o.archive ? { archive_url: o.archive } : {}), ...(o.diskFreeFloor !== undefined ? { disk_free_floor_bytes: o.diskFreeFloor } : {}) },
     listen: o.listen,
     logger,
     ...(o.relay ? { relay: o.relay } : {}),
@@ -98,7 +121,7 @@ export async function serve(o: ServeOptions): Promise<void> {
   process.stdout.write(`relaylog listening on ${server.address}\n`);
   if (server.metricsAddress) process.stdout.write(`relaylog metrics on http://${server.metricsAddress}/metrics\n`);
   if (server.kafkaAddress) process.stdout.write(`relaylog kafka listening on ${server.kafkaAddress}\n`);
-  logger.info({ address: server.address, data: o.data, archive: o.archive ?? null, relay_of: o.relay?.upstreams ?? null, node_id: cluster?.node_id ?? null, peers: cluster ? Object.fromEntries(cluster.peers) : null }, 'serving');
+  logger.info({ address: server.address, data: o.data, archive: o.archive ?? null, relay_of: o.relay?.upstreams ?? null, node_id: cluster?.node_id ?? null, peers: cluster ? Object.fromEntries(cluster.peers) : null, ...(dial ? { peer_dial: Object.fromEntries(dial) } : {}) }, 'serving');
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {

@@ -45,6 +45,8 @@ export interface ServerOptions {
 export interface ClusterServerOptions {
   node_id: number;
   peers: ReadonlyMap<number, string>;
+  /** Where this node connects to some peers, when not at their `peers` address (--peer-dial). */
+  dial?: ReadonlyMap<number, string>;
   /** One Raft tick (default 100 ms). */
   tick_ms?: number;
   /** Election timeout in ticks (default 10). */
@@ -108,6 +110,7 @@ export class LogServer {
         cluster = await ClusterNode.open({
           node_id: c.node_id,
           peers: c.peers,
+          ...(c.dial ? { dial: c.dial } : {}),
           store,
           logger: opts.logger,
           ...(c.tick_ms !== undefined ? { tick_ms: c.tick_ms } : {}),

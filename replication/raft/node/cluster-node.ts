@@ -24,6 +24,11 @@ export interface ClusterOptions {
   node_id: NodeId;
   /** Every node, this one included: id -> HOST:PORT as the others reach it. */
   peers: ReadonlyMap<NodeId, string>;
+  /**
+   * Where this node connects to a peer when that is not its `peers` address (a proxy, a NAT). The
+   * `peers` address stays the one clients are sent to.
+   */
+  dial?: ReadonlyMap<NodeId, string>;
   store: LogStore;
   logger: NodeLogger & { debug?(obj: object, msg: string): void };
   /** One Raft tick (default 100 ms). */
@@ -72,7 +77,12 @@ export class ClusterNode {
     this.node_id = o.node_id;
     this.tick_ms = o.tick_ms ?? 100;
     this.peer_call_ms = o.peer_call_ms ?? 5_000;
-    this.transport = new RaftTransport({ node_id: o.node_id, peers: o.peers, logger: o.logger });
+    const dial = new Map(o.peers);
+    for (const [id, address] of o.dial ?? []) {
+      if (!o.peers.has(id) || id === o.node_id) throw new EngineError('INVALID_ARGUMENT', `a dial address for node ${id}, which is not a peer of node ${o.node_id}`);
+      dial.set(id, address);
+    }
+    this.transport = new RaftTransport({ node_id: o.node_id, peers: dial, logger: o.logger });
   }
 
   /** Attaches a Raft driver to every partition of the store (which must be opened with `raft: true`). */

@@ -342,7 +342,7 @@ export class PartitionNode implements PartitionReplicator {
       } catch (err) {
         if (err instanceof AssertionError || this.stopped || !isEngineError(err) || !err.retriable) throw err;
         const wait_ms = Math.min(PERSIST_RETRY_MAX_MS, 50 * 2 ** Math.min(attempt, 7));
-        if (attempt % 10 === 0) this.o.logger.warn({ topic: this.topic, partition: this.partition, err: err.message, attempt }, `raft: ${what} failed; retrying`);
+        if (attempt % 10 === 0) this.o.logger.warn({ topic: this.topic, partition: this.partition, code: err.code, err: err.message, attempt }, `raft: ${what} failed; retrying`);
         await new Promise((r) => setTimeout(r, wait_ms));
       }
     }

@@ -33,11 +33,13 @@ export interface ClusterNodeProcess {
   proc: ServerProcess | null;
 }
 
-export class TestCluster {
-  private constructor(readonly nodes: ClusterNodeProcess[], private readonly peers: string, private readonly extra: (id: number) => string[]) {}
+/** More arguments for node `id`'s `relaylog serve`, given every node's address (e.g. its --peer-dial). */
+export type ExtraArgs = (id: number, addresses: ReadonlyMap<number, string>) => string[] | Promise<string[]>;
 
-  /** `extra(id)`: more arguments for node `id`'s `relaylog serve`. */
-  static async start(root: string, size = 3, extra: (id: number) => string[] = () => []): Promise<TestCluster> {
+export class TestCluster {
+  private constructor(readonly nodes: ClusterNodeProcess[], private readonly peers: string, private readonly extra: ExtraArgs) {}
+
+  static async start(root: string, size = 3, extra: ExtraArgs = () => []): Promise<TestCluster> {
     const ports = await freePorts(size);
     const nodes = ports.map((port, i) => ({ id: i + 1, address: `127.0.0.1:${port}`, dir: join(root, `node${i + 1}`), proc: null }));
     const c = new TestCluster(nodes, nodes.map((n) => `${n.id}=${n.address}`).join(','), extra);
@@ -63,9 +65,10 @@ export class TestCluster {
   async startNode(id: number): Promise<void> {
     const n = this.node(id);
     if (n.proc) throw new Error(`node ${id} is running`);
+    const extra = await this.extra(id, new Map(this.nodes.map((x) => [x.id, x.address])));
     n.proc = await startServer(n.dir, {
       listen: n.address,
-      extra_args: ['--node-id', String(id), '--peers', this.peers, '--raft-tick-ms', String(TICK_MS), '--log-level', 'info', '--memory', String(64 * 1024 * 1024), ...this.extra(id)],
+      extra_args: ['--node-id', String(id), '--peers', this.peers, '--raft-tick-ms', String(TICK_MS), '--log-level', 'info', '--memory', String(64 * 1024 * 1024), ...extra],
     });
   }
 
@@ -165,4 +168,16 @@ export async function allCaughtUp(cluster: TestCluster, topic: string, partition
     }
     return true;
   });
+}
+
+/** One node's view of `topic/partition` (DescribeTopic against that node only). */
+export async function partitionState(address: string, topic: string, partition: number): Promise<TopicDescription['partitions'][number]> {
+  const c = new RelaylogClient(address, { deadline_ms: 2_000 });
+  try {
+    const p = (await c.describeTopic(topic)).partitions[partition];
+    if (p === undefined) throw new Error(`${address} has no ${topic}/${partition}`);
+    return p;
+  } finally {
+    c.close();
+  }
 }
