@@ -440,6 +440,8 @@ async function readThrough(h: Harness): Promise<void> {
  */
 async function checkIndexes(h: Harness): Promise<void> {
   const cat = h.store!.catalog;
+  // The catalog hands index entries to LMDB in groups: flush() hands over the held ones too.
+  await cat.flush();
   await Promise.all([cat.oindex.committed, cat.tindex.committed, cat.segments.committed]);
   const m = h.model;
   const expected: string[] = [];

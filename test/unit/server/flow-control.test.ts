@@ -1,4 +1,4 @@
-import { connect } from 'node:http2';
+import { connect, type Settings } from 'node:http2';
 import { expect, test } from 'vitest';
 import { RECEIVE_WINDOW_BYTES } from '../../../server/rpc/flow-control.js';
 import { LogServer } from '../../../server/rpc/log-server.js';
@@ -14,7 +14,7 @@ test('the server announces 16 MiB HTTP/2 receive windows, so a producer need not
   const server = await LogServer.start({ store: { dir: tmp.dir, disk_free_floor_bytes: 0 }, listen: '127.0.0.1:0', logger });
   const session = connect(`http://${server.address}`);
   try {
-    const settings = await new Promise<{ initialWindowSize?: number }>((resolve, reject) => {
+    const settings = await new Promise<Settings>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('no SETTINGS with a widened window from the server within 10 s')), 10_000);
       const check = () => {
         if (session.remoteSettings.initialWindowSize === RECEIVE_WINDOW_BYTES) {
