@@ -18,6 +18,9 @@ import { readBuffers } from '../base/buffer-pool.js';
  * (budget / partitions) loses its oldest chunk first, so one busy partition cannot push every
  * other partition's tail out of memory.
  */
+/** A read continues into the next chunk (copying) only while it holds less than this. */
+const SPAN_MIN_BYTES = 256 * 1024;
+
 export class MemoryTier {
   private tails = new Set<PartitionTail>();
   private used = 0;
@@ -185,6 +188,10 @@ export class PartitionTail {
         size += end - start;
       }
       if (bi < c.bases.length) break; // stopped inside this chunk (hw or max_bytes)
+      // A read may return less than max_bytes: one chunk's worth, if it is not small, goes out as
+      // a zero-copy slice rather than being copied together with the next chunks (every reader of
+      // the hot tail would pay that copy).
+      if (size >= Math.min(max_bytes, SPAN_MIN_BYTES)) break;
     }
     if (parts.length === 0) return null;
     this.hits++;

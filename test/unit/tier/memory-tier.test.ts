@@ -135,5 +135,37 @@ describe('memory tier inside the partition log', () => {
     const r = t.read(0, 1 << 20, 1)!;
     expect(r.records.equals(a)).toBe(true);
   });
+
+  test('a read returns one large chunk as a zero-copy slice, and joins small chunks into one copy', () => {
+    const tier = new MemoryTier(64 << 20);
+    const t = tier.register('x');
+    /** Adds n batches as one request's record set (back to back in one buffer: one chunk). */
+    const add = (first: number, n: number, value_bytes: number) => {
+      const bs = Array.from({ length: n }, (_, i) => {
+        const b = batchOf(1, `r${first + i}`, 1, value_bytes);
+        stampBatch(b, 0, first + i, 0);
+        return b;
+      });
+      const set = Buffer.concat(bs);
+      let at = 0;
+      t.add(
+        bs.map((b) => set.subarray(at, (at += b.length))),
+        set.length,
+      );
+    };
+    // Two chunks of ~320 KiB each: a 4 MiB read stops at the first one's end, without a copy.
+    add(0, 5, 64 * 1024);
+    add(5, 5, 64 * 1024);
+    const big = t.read(0, 4 << 20, 10)!;
+    expect(big.backing).toBeNull();
+    expect(recordsOf(big.records).map((r) => r.offset)).toEqual([0, 1, 2, 3, 4]);
+    expect(big.next_offset).toBe(5);
+    // Small chunks (one ~1 KiB batch each) are joined up to max_bytes, in one pooled copy.
+    for (let i = 10; i < 40; i++) add(i, 1, 1000);
+    const small = t.read(10, 16 * 1024, 40)!;
+    expect(small.backing).not.toBeNull();
+    expect(recordsOf(small.records).length).toBeGreaterThan(10);
+    expect(small.records.length).toBeLessThanOrEqual(16 * 1024);
+  });
 });
 
