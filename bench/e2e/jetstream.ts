@@ -27,11 +27,18 @@ const PUBLISH_TIMEOUT_MS = 60_000;
  */
 const PULL_BYTES = 4 * 1024 * 1024;
 
-/** NATS JetStream, R1, file storage, driven by the npm `nats` client. */
+/**
+ * NATS JetStream, file storage, driven by the npm `nats` client: one server (R1), or with
+ * `replicas: 3` three nats-servers in a loopback cluster and every stream replicated on all three.
+ */
 export class JetStreamSystem implements LogSystem {
-  readonly name = 'NATS JetStream R1 (file)';
-  readonly durability = "acked once in the server's page cache (JetStream 2.9 fsyncs every 2 min by default): survives a process crash, not a power loss";
+  readonly name: string;
+  readonly durability: string;
   private child: ChildProcess | null = null;
+  /** The other two servers of an R3 cluster. */
+  private peers: ChildProcess[] = [];
+  private peer_dirs: string[] = [];
+  private urls: string[] = [];
   private nc: NatsConnection | null = null;
   private js: JetStreamClient | null = null;
   private dir = '';
@@ -41,32 +48,84 @@ export class JetStreamSystem implements LogSystem {
   private readonly record_bytes = new Map<string, number>();
   private readonly readers = new Set<NatsConnection>();
 
+  constructor(private readonly replicas: 1 | 3 = 1) {
+    this.name = replicas === 1 ? 'NATS JetStream R1 (file)' : 'NATS JetStream R3 (file, 3 servers)';
+    this.durability =
+      replicas === 1
+        ? "acked once in the server's page cache (JetStream 2.9 fsyncs every 2 min by default): survives a process crash, not a power loss"
+        : "acked once a majority of the 3 servers has it in its page cache (no fsync by default): survives the loss of one server's process";
+  }
+
   async start(): Promise<void> {
     this.dir = mkdtempSync(join(tmpdir(), 'bench-jetstream-'));
     this.port = await freePort();
+    if (this.replicas === 3) return this.startCluster();
+    this.urls = [`127.0.0.1:${this.port}`];
     ({ child: this.child } = await startProcess('nats-server', ['-js', '-sd', this.dir, '-a', '127.0.0.1', '-p', String(this.port)], /Server is ready/));
-    // Keep the server's warnings (slow consumers, write deadlines) for error messages.
-    const keep = (d: Buffer) => (this.log = (this.log + d.toString()).slice(-4000));
-    this.child.stdout?.on('data', keep);
-    this.child.stderr?.on('data', keep);
+    this.afterStart();
     this.nc = await this.connection();
     this.js = this.nc.jetstream();
   }
 
+  /** Three servers with routes to each other (a JetStream cluster needs a name and a name per server). */
+  private async startCluster(): Promise<void> {
+    const ports = [this.port, await freePort(), await freePort()];
+    const routes = [await freePort(), await freePort(), await freePort()];
+    this.urls = ports.map((p) => `127.0.0.1:${p}`);
+    this.peer_dirs = [mkdtempSync(join(tmpdir(), 'bench-jetstream-')), mkdtempSync(join(tmpdir(), 'bench-jetstream-'))];
+    const dirs = [this.dir, ...this.peer_dirs];
+    const started = await Promise.all(
+      [0, 1, 2].map((i) =>
+        startProcess(
+          'nats-server',
+          // prettier-ignore
+          ['-js', '-sd', dirs[i]!, '-a', '127.0.0.1', '-p', String(ports[i]), '-n', `bench-${i + 1}`, '--cluster_name', 'bench',
+            '--cluster', `nats://127.0.0.1:${routes[i]}`, '--routes', routes.filter((_, j) => j !== i).map((r) => `nats://127.0.0.1:${r}`).join(',')],
+          /Server is ready/,
+        ),
+      ),
+    );
+    this.child = started[0]!.child;
+    this.peers = [started[1]!.child, started[2]!.child];
+    this.afterStart();
+    // JetStream answers only once the meta group has elected a leader.
+    for (let i = 0; ; i++) {
+      try {
+        this.nc = await this.connection();
+        await (await this.nc.jetstreamManager()).getAccountInfo();
+        break;
+      } catch (err) {
+        await this.nc?.close().catch(() => undefined);
+        if (i >= 100) throw new Error(`the JetStream cluster did not become ready: ${(err as Error).message}\n${this.log}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    this.js = this.nc.jetstream();
+  }
+
+  private afterStart(): void {
+    // Keep the server's warnings (slow consumers, write deadlines) for error messages.
+    const keep = (d: Buffer) => (this.log = (this.log + d.toString()).slice(-4000));
+    for (const c of [this.child!, ...this.peers]) {
+      c.stdout?.on('data', keep);
+      c.stderr?.on('data', keep);
+    }
+  }
+
   private connection(): Promise<NatsConnection> {
-    return connect({ servers: `127.0.0.1:${this.port}`, maxPingOut: 100, reconnect: false });
+    return connect({ servers: this.urls, maxPingOut: 100, reconnect: false });
   }
 
   async stop(): Promise<void> {
     for (const r of this.readers) await r.close().catch(() => undefined);
     await this.nc?.close().catch(() => undefined);
-    await stopProcess(this.child);
-    rmSync(this.dir, { recursive: true, force: true });
+    await Promise.all([this.child, ...this.peers].map((c) => stopProcess(c)));
+    for (const d of [this.dir, ...this.peer_dirs]) rmSync(d, { recursive: true, force: true });
   }
 
   async createTopic(topic: string): Promise<void> {
     const jsm = await this.nc!.jetstreamManager();
-    await jsm.streams.add({ name: topic, subjects: [`${topic}.>`], storage: StorageType.File, num_replicas: 1, max_msg_size: 8 * 1024 * 1024 });
+    await jsm.streams.add({ name: topic, subjects: [`${topic}.>`], storage: StorageType.File, num_replicas: this.replicas, max_msg_size: 8 * 1024 * 1024 });
   }
 
   async produceBulk(topic: string, count: number, value: Buffer): Promise<void> {
@@ -170,6 +229,6 @@ export class JetStreamSystem implements LogSystem {
   }
 
   serverCpuMs(): number {
-    return processCpuMs(this.child?.pid);
+    return [this.child, ...this.peers].reduce((n, c) => n + processCpuMs(c?.pid), 0);
   }
 }

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import { RelaylogClient, type Frame, type StartPosition } from '../../client/index.js';
 import { encodeBatch, forEachBatch, forEachRecord } from '../../engine/index.js';
-import { processCpuMs, startProcess, stopProcess } from './procs.js';
+import { freePort, processCpuMs, startProcess, stopProcess } from './procs.js';
 import type { LogSystem } from './system.js';
 
 /** This tree's CLI; BENCH_RELAYLOG_BIN=/path/to/bin/relaylog.js runs another build under the same harness. */
@@ -22,6 +22,8 @@ export interface RelaylogServerOptions {
   bin?: string;
   /** Node flags for the server (default: NODE_ARGS). */
   node_args?: string[];
+  /** 3: a Raft cluster of three server processes on loopback, every partition on all three (R3). */
+  nodes?: 1 | 3;
 }
 
 /** relaylog as a real server process (`relaylog serve`), driven through its gRPC client. */
@@ -29,6 +31,9 @@ export class RelaylogSystem implements LogSystem {
   readonly name: string;
   readonly durability: string;
   private child: ChildProcess | null = null;
+  /** The other two nodes of an R3 cluster. */
+  private peers: ChildProcess[] = [];
+  private peer_dirs: string[] = [];
   private client: RelaylogClient | null = null;
   private dir = '';
   private address = '';
@@ -43,14 +48,17 @@ export class RelaylogSystem implements LogSystem {
     private readonly fsync: 'always' | 'interval' = 'always',
     private readonly server: RelaylogServerOptions = {},
   ) {
-    this.name = fsync === 'always' ? 'relaylog (single node)' : 'relaylog (fsync every 1 s)';
+    const r3 = server.nodes === 3;
+    this.name = (fsync === 'always' ? 'relaylog (single node)' : 'relaylog (fsync every 1 s)').replace(/^relaylog/, r3 ? 'relaylog R3' : 'relaylog');
     this.durability =
-      fsync === 'always'
+      (fsync === 'always'
         ? 'acked after fdatasync (fsync=always, group commit): survives a process crash and a power loss'
-        : 'acked after write(), fsynced every second: survives a process crash, loses up to ~1 s on a power loss';
+        : 'acked after write(), fsynced every second: survives a process crash, loses up to ~1 s on a power loss') +
+      (r3 ? '; acked once a quorum of the 3 nodes has it (acks=all)' : '');
   }
 
   async start(): Promise<void> {
+    if (this.server.nodes === 3) return this.startCluster();
     this.dir = mkdtempSync(join(tmpdir(), 'bench-relaylog-'));
     const { child, line } = await startProcess(process.execPath, [...(this.server.node_args ?? NODE_ARGS), this.server.bin ?? BIN, 'serve', '--data', this.dir, '--listen', '127.0.0.1:0'], /relaylog listening on/);
     this.child = child;
@@ -58,16 +66,49 @@ export class RelaylogSystem implements LogSystem {
     this.client = new RelaylogClient(this.address);
   }
 
+  /** Three `relaylog serve --node-id N --peers ...` processes; the client gets all three addresses and follows the leader. */
+  private async startCluster(): Promise<void> {
+    const ports = [await freePort(), await freePort(), await freePort()];
+    const peers = ports.map((p, i) => `${i + 1}=127.0.0.1:${p}`).join(',');
+    const dirs = ports.map(() => mkdtempSync(join(tmpdir(), 'bench-relaylog-')));
+    this.dir = dirs[0]!;
+    this.peer_dirs = dirs.slice(1);
+    const started = await Promise.all(
+      ports.map((p, i) =>
+        startProcess(
+          process.execPath,
+          [...(this.server.node_args ?? NODE_ARGS), this.server.bin ?? BIN, 'serve', '--data', dirs[i]!, '--listen', `127.0.0.1:${p}`, '--node-id', String(i + 1), '--peers', peers],
+          /relaylog listening on/,
+        ),
+      ),
+    );
+    this.child = started[0]!.child;
+    this.peers = started.slice(1).map((x) => x.child);
+    this.address = ports.map((p) => `127.0.0.1:${p}`).join(',');
+    this.client = new RelaylogClient(this.address);
+  }
+
   async stop(): Promise<void> {
     this.pipeline?.end();
     this.client?.close();
-    await stopProcess(this.child);
-    rmSync(this.dir, { recursive: true, force: true });
+    await Promise.all([this.child, ...this.peers].map((c) => stopProcess(c)));
+    for (const d of [this.dir, ...this.peer_dirs]) rmSync(d, { recursive: true, force: true });
   }
 
   async createTopic(topic: string): Promise<void> {
     const flush = this.fsync === 'interval' ? { 'flush.ms': '1000', 'flush.messages': '9223372036854775807' } : {};
     await this.client!.createTopic(topic, { partitions: 1, config: { 'segment.bytes': String(256 * 1024 * 1024), ...flush } });
+    if (this.server.nodes === 3) await this.electedLeader(topic);
+  }
+
+  /** Waits (bounded) until the new topic's partition has a Raft leader, so that the first produce does not meet the election. */
+  private async electedLeader(topic: string): Promise<void> {
+    for (let i = 0; i < 150; i++) {
+      const d = await this.client!.describeTopic(topic).catch(() => null);
+      if (d?.partitions[0]?.leader_id) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`${topic}: no Raft leader elected within 15 s`);
   }
 
   /** Records batched into ~1 MiB RecordBatches, up to PRODUCE_WINDOW batches in flight. */
@@ -87,7 +128,17 @@ export class RelaylogSystem implements LogSystem {
   /** One record per set on the ordered ProducePipeline stream (what the Producer uses), not a unary call each. */
   async produceOne(topic: string, value: Buffer): Promise<void> {
     this.pipeline ??= this.client!.producePipeline();
-    await this.pipeline.send(topic, 0, encodeBatch([{ value }]), 'all');
+    const batch = encodeBatch([{ value }]);
+    // On a cluster the pipeline learns the leader from its first NOT_LEADER answer (and sets behind
+    // it are ABORTED): retried as the Producer would, so only the first sends pay for it.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.pipeline.send(topic, 0, batch, 'all');
+        return;
+      } catch (err) {
+        if (attempt >= 10 || !(err as { retriable?: boolean }).retriable) throw err;
+      }
+    }
   }
 
   async replay(topic: string, count: number): Promise<number> {
@@ -148,6 +199,6 @@ export class RelaylogSystem implements LogSystem {
   }
 
   serverCpuMs(): number {
-    return processCpuMs(this.child?.pid);
+    return [this.child, ...this.peers].reduce((n, c) => n + processCpuMs(c?.pid), 0);
   }
 }
