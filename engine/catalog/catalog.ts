@@ -1,7 +1,9 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { closed, storageError } from '../base/errors.js';
+import { AssertionError } from '../base/assert.js';
+import { closed, storageError, type EngineError } from '../base/errors.js';
+import { catalogWriteError, settledWrite } from './write-failure.js';
 
 /**
  * The LMDB catalog: one environment per data dir (`<dir>/catalog`), holding
@@ -80,6 +82,15 @@ interface InFlightEntry {
 
 export class Catalog {
   private is_closed = false;
+  /** Where the environment lives, for error messages. */
+  private dir = '';
+  /**
+   * Told of every failed write that nobody waits for, as DISK_FULL or STORAGE_ERROR (the LogStore
+   * logs them). Losing those is safe: a lookup reads forward from an earlier index entry, and a
+   * segment whose record is stale is rescanned on the next open.
+   */
+  onWriteError: ((err: EngineError) => void) | null = null;
+
   /** Index entries not yet handed to LMDB, in the order they were put (see putOffsetEntry). */
   private pending_oindex: Array<[(string | number)[], [number, number]]> = [];
   private pending_tindex: Array<[(string | number)[], [number, number, number]]> = [];
@@ -91,6 +102,26 @@ export class Catalog {
    * them: after each drop, the ones it covers are removed again, asynchronously, behind their puts.
    */
   private in_flight: InFlightEntry[] = [];
+
+  /** An asynchronous LMDB write the caller waits for: its failure is a retriable EngineError, and nothing is left unhandled. */
+  private awaited<T>(what: string, write: PromiseLike<T>): Promise<T> {
+    return settledWrite(Promise.resolve(write), this.dir, what, null);
+  }
+
+  /** An asynchronous LMDB write nobody has to wait for: a failure goes to onWriteError. */
+  private background<T>(what: string, write: PromiseLike<T>): Promise<T> {
+    return settledWrite(Promise.resolve(write), this.dir, what, (err) => this.onWriteError?.(err));
+  }
+
+  /** A synchronous LMDB transaction: its failure is thrown as a retriable EngineError. */
+  private transaction<T>(what: string, fn: () => T): T {
+    try {
+      return this.env.transactionSync(fn);
+    } catch (err) {
+      if (err instanceof AssertionError) throw err;
+      throw catalogWriteError(this.dir, what, err);
+    }
+  }
 
   /** Any use after close is refused: a write to a closed LMDB environment is undefined behaviour. */
   private guard(): void {
@@ -128,20 +159,21 @@ export class Catalog {
     const issued: InFlightEntry[] = [...o.map(([key, value]) => ({ tindex: false, key, value })), ...t.map(([key, value]) => ({ tindex: true, key, value }))];
     this.in_flight.push(...issued);
     let last: Promise<boolean> | null = null;
-    for (const [k, v] of o) last = this.oindex.put(k, v);
-    for (const [k, v] of t) last = this.tindex.put(k, v);
-    // One group commits together (or in order): once its last put resolves, all of it has.
-    void last?.then(() => {
+    for (const [k, v] of o) last = this.background('an offset index entry', this.oindex.put(k, v));
+    for (const [k, v] of t) last = this.background('a time index entry', this.tindex.put(k, v));
+    // One group commits together (or in order): once its last put settles, all of it has (or failed).
+    const settled = () => {
       const done = new Set(issued);
       this.in_flight = this.in_flight.filter((e) => !done.has(e));
-    });
+    };
+    void last?.then(settled, settled);
   }
 
   /** Removes again, asynchronously, the in-flight entries of partition `p` that `drops` says a drop covered. */
   private redropInFlight(p: PartitionKey, drops: (e: InFlightEntry) => boolean): void {
     for (const e of this.in_flight) {
       if (e.key[0] !== p[0] || e.key[1] !== p[1] || !drops(e)) continue;
-      void (e.tindex ? this.tindex.remove(e.key) : this.oindex.remove(e.key));
+      void this.background('removing an index entry', e.tindex ? this.tindex.remove(e.key) : this.oindex.remove(e.key));
     }
   }
 
@@ -164,12 +196,16 @@ export class Catalog {
   static open(path: string): Catalog {
     try {
       // overlappingSync off: a commit's fsync finishes on LMDB's writer thread before the commit
-      // resolves, so closing the environment never races a background sync.
-      const env = open({ path, maxDbs: 16, compression: false, mapSize: 2 ** 34, overlappingSync: false });
+      // resolves, so closing the environment never races a background sync. eventTurnBatching off:
+      // with it, lmdb-js 3.5.6 opens each event turn's batch with a write of its own whose promise
+      // nobody holds, and a failed commit (ENOSPC) rejects that promise unhandled, which ends the
+      // process (see write-failure.ts). Writes are still grouped: the ones issued before the writer
+      // thread starts (on the next setImmediate) commit together.
+      const env = open({ path, maxDbs: 16, compression: false, mapSize: 2 ** 34, overlappingSync: false, eventTurnBatching: false });
       const meta = env.openDB<unknown, string>({ name: 'meta' });
       const fresh = meta.get('version') === undefined;
       if (fresh) meta.putSync('version', CATALOG_VERSION);
-      return new Catalog(
+      const catalog = new Catalog(
         env,
         env.openDB({ name: 'segments' }),
         env.openDB({ name: 'oindex' }),
@@ -181,6 +217,8 @@ export class Catalog {
         fresh,
         env.openDB({ name: 'raft' }),
       );
+      catalog.dir = path;
+      return catalog;
     } catch (err) {
       throw storageError(`opening the LMDB catalog at ${path}`, err);
     }
@@ -220,12 +258,12 @@ export class Catalog {
 
   putSegment(p: PartitionKey, base_offset: number, record: SegmentRecord): Promise<boolean> {
     this.guardWrite();
-    return this.segments.put([p[0], p[1], base_offset], record);
+    return this.background('a segment record', this.segments.put([p[0], p[1], base_offset], record));
   }
 
   removeSegment(p: PartitionKey, base_offset: number): Promise<boolean> {
     this.guardWrite();
-    return this.segments.remove([p[0], p[1], base_offset]);
+    return this.background('removing a segment record', this.segments.remove([p[0], p[1], base_offset]));
   }
 
   /** Floor lookup: the last offset-index entry at or below `offset` within [segment_base, offset]. */
@@ -290,8 +328,8 @@ export class Catalog {
   async putRaftState(p: PartitionKey, hs: RaftHardState): Promise<void> {
     this.guardWrite();
     if (this.raft === null) throw closed('the read-only LMDB catalog');
-    await this.raft.put([p[0], p[1]], { term: hs.term, vote: hs.vote, commit: hs.commit });
-    await this.raft.flushed;
+    await this.awaited('the Raft hard state', this.raft.put([p[0], p[1]], { term: hs.term, vote: hs.vote, commit: hs.commit }));
+    await this.awaited('the Raft hard state', this.raft.flushed);
   }
 
   // ------------------------------------------------------------ leader epochs
@@ -300,7 +338,7 @@ export class Catalog {
   putEpochStart(p: PartitionKey, epoch: number, start_offset: number): void {
     this.guard();
     // Rare (once per epoch), read at once by epochEnd.
-    this.env.transactionSync(() => {
+    this.transaction('a leader epoch start', () => {
       this.writePendingInTxn();
       this.epochs.putSync([p[0], p[1], epoch], start_offset);
     });
@@ -323,7 +361,7 @@ export class Catalog {
   /** Persists the node's epoch (its incarnation), durably. */
   putNodeEpoch(epoch: number): void {
     this.guard();
-    this.env.transactionSync(() => {
+    this.transaction('the node epoch', () => {
       this.writePendingInTxn();
       this.meta.putSync('node_epoch', epoch);
     });
@@ -332,7 +370,7 @@ export class Catalog {
   /** Forgets epochs that start at or after `offset` (the log was truncated there). */
   dropEpochsFrom(p: PartitionKey, offset: number): void {
     this.guard();
-    this.env.transactionSync(() => {
+    this.transaction('dropping epoch starts', () => {
       this.writePendingInTxn();
       for (const { key, value } of this.epochs.getRange({ start: [p[0], p[1], -1], end: [p[0], p[1], TS_MAX] })) {
         if (value >= offset) this.epochs.removeSync(key);
@@ -362,7 +400,7 @@ export class Catalog {
    */
   dropIndexRange(p: PartitionKey, range: { from_offset?: number; below_offset?: number }): void {
     this.guard();
-    this.env.transactionSync(() => {
+    this.transaction('dropping index entries', () => {
       this.writePendingInTxn();
       this.dropIndexRangeInTxn(p, range);
     });
@@ -398,7 +436,7 @@ export class Catalog {
 
   dropPartition(p: PartitionKey): void {
     this.guard();
-    this.env.transactionSync(() => {
+    this.transaction('dropping a partition', () => {
       this.writePendingInTxn();
       for (const db of [this.segments, this.oindex, this.archived, this.epochs] as const) {
         for (const { key } of db.getRange({ start: [p[0], p[1], -1], end: [p[0], p[1], TS_MAX] })) db.removeSync(key);
@@ -417,13 +455,13 @@ export class Catalog {
   /** Durable when it resolves: a local segment may be deleted only after this. */
   async putArchived(p: PartitionKey, a: ArchivedSegment): Promise<void> {
     this.guardWrite();
-    await this.archived.put([p[0], p[1], a.base_offset], a);
-    await this.archived.flushed;
+    await this.awaited('an archived segment', this.archived.put([p[0], p[1], a.base_offset], a));
+    await this.awaited('an archived segment', this.archived.flushed);
   }
 
   async removeArchived(p: PartitionKey, base_offset: number): Promise<void> {
     this.guardWrite();
-    await this.archived.remove([p[0], p[1], base_offset]);
+    await this.awaited('removing an archived segment', this.archived.remove([p[0], p[1], base_offset]));
   }
 
   /** The index entries that belong to the segment starting at `segment_base` (for archive sidecars). */
@@ -446,7 +484,7 @@ export class Catalog {
   /** Drops the offset and time index entries that point into segment `segment_base` (it was rewritten). */
   dropSegmentIndex(p: PartitionKey, segment_base: number, next_offset: number): void {
     this.guard();
-    this.env.transactionSync(() => {
+    this.transaction("dropping a segment's index entries", () => {
       this.writePendingInTxn();
       for (const { key, value } of this.oindex.getRange({ start: [p[0], p[1], segment_base], end: [p[0], p[1], next_offset] })) {
         if (value[0] === segment_base) this.oindex.removeSync(key);
@@ -469,8 +507,8 @@ export class Catalog {
   /** Durable when the promise resolves (LMDB commit is synced to disk). */
   async commitGroupOffset(group: string, topic: string, partition: number, value: GroupOffset): Promise<void> {
     this.guardWrite();
-    await this.groups.put([group, topic, partition], value);
-    await this.groups.flushed;
+    await this.awaited('a group offset', this.groups.put([group, topic, partition], value));
+    await this.awaited('a group offset', this.groups.flushed);
   }
 
   getGroupOffset(group: string, topic: string, partition: number): GroupOffset | undefined {
@@ -481,8 +519,8 @@ export class Catalog {
   /** Resolves when every write made so far (index entries held for grouping included) is committed. */
   async flush(): Promise<void> {
     this.guardWrite();
-    await Promise.all([this.segments.committed, this.oindex.committed, this.tindex.committed]);
-    await this.segments.flushed;
+    await this.awaited('the pending writes', Promise.all([this.segments.committed, this.oindex.committed, this.tindex.committed]));
+    await this.awaited('the pending writes', this.segments.flushed);
   }
 
   /** Waits for every write issued so far to be committed and flushed, then closes the environment. */
@@ -490,8 +528,11 @@ export class Catalog {
     if (this.is_closed) return;
     this.issueIndexWrites();
     this.is_closed = true;
-    await Promise.all([this.segments, this.oindex, this.tindex, this.groups, this.meta, this.archived, ...(this.raft ? [this.raft] : [])].map((db) => db.committed));
-    await this.segments.flushed;
-    await this.env.close();
+    try {
+      await this.awaited('the last writes', Promise.all([this.segments, this.oindex, this.tindex, this.groups, this.meta, this.archived, ...(this.raft ? [this.raft] : [])].map((db) => db.committed)));
+      await this.awaited('the last writes', this.segments.flushed);
+    } finally {
+      await this.env.close();
+    }
   }
 }

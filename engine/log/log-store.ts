@@ -1,7 +1,7 @@
 import { mkdir, readFile, readdir, rename, rm, writeFile, open as openFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { systemClock } from '../base/clock.js';
-import { closed, invalidArgument, storageError, topicExists, unknownPartition, unknownTopic } from '../base/errors.js';
+import { systemClock, type Clock } from '../base/clock.js';
+import { closed, invalidArgument, storageError, topicExists, unknownPartition, unknownTopic, type EngineError } from '../base/errors.js';
 import { limits } from '../base/limits.js';
 import { Catalog } from '../catalog/catalog.js';
 import { DataDirLock } from './data-dir-lock.js';
@@ -86,6 +86,7 @@ export class LogStore {
         raft: options.raft ?? false,
         ...(options.hooks ? { hooks: options.hooks } : {}),
       }, memory_bytes > 0 ? new MemoryTier(memory_bytes) : null, options.logger ?? silentLogger);
+      catalog.onWriteError = catalogWriteWarnings(options.logger ?? silentLogger, store.opts.clock);
       if (options.archive_url) {
         store.archive = await ArchiveTier.open({
           store: openArchiveStore(options.archive_url),
@@ -371,4 +372,21 @@ export class LogStore {
     await this.catalog.close();
     this.lock.release();
   }
+}
+
+/**
+ * Catalog writes that failed and that nobody waited for (index entries, segment records): the first
+ * is logged at once, then at most one line per 10 s, with a count.
+ */
+function catalogWriteWarnings(logger: EngineLogger, clock: Clock): (err: EngineError) => void {
+  let last_ms = -Infinity;
+  let failed = 0;
+  return (err) => {
+    failed++;
+    const now = clock.now_ms();
+    if (now - last_ms < 10_000) return;
+    logger.warn({ code: err.code, err: err.message, failed_writes: failed }, 'catalog writes failed: lookups read forward from an earlier index entry, a segment with a stale record is rescanned on the next open');
+    last_ms = now;
+    failed = 0;
+  };
 }

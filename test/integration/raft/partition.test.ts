@@ -30,16 +30,17 @@ const TOPIC = 'events';
 beforeAll(() => assertFreshBuild());
 
 const tmp = tempDir('relaylog-raft-partition-');
-const links = new PeerLinks();
+let links: PeerLinks;
 let cluster: TestCluster;
 
 beforeAll(async () => {
+  links = await PeerLinks.open([1, 2, 3]);
   cluster = await TestCluster.start(tmp.dir, 3, (id, addresses) => links.dialArgs(id, addresses));
 });
 
 afterAll(async () => {
   await cluster?.stopAll('SIGKILL');
-  await links.close();
+  await links?.close();
   tmp.cleanup();
 });
 

@@ -30,18 +30,21 @@ export class TcpLink {
   private is_cut = false;
   private closed = false;
 
-  private constructor(private readonly server: Server, readonly port: number, private readonly target_port: number) {
+  /** Where connections are forwarded (127.0.0.1:target_port); 0 until set: connections are refused. */
+  target_port = 0;
+
+  private constructor(private readonly server: Server, readonly port: number) {
     server.on('connection', (s) => this.accept(s));
   }
 
-  /** Listens on 127.0.0.1 (a free port) and forwards every connection to 127.0.0.1:`target_port`. */
-  static async open(target_port: number): Promise<TcpLink> {
+  /** Listens on 127.0.0.1, on a free port; forwards every connection to 127.0.0.1:`target_port`. */
+  static async open(): Promise<TcpLink> {
     const server = createServer({ pauseOnConnect: true });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(0, '127.0.0.1', () => resolve());
     });
-    return new TcpLink(server, (server.address() as AddressInfo).port, target_port);
+    return new TcpLink(server, (server.address() as AddressInfo).port);
   }
 
   get cut(): boolean {
@@ -63,7 +66,7 @@ export class TcpLink {
   }
 
   private accept(inbound: Socket): void {
-    if (this.closed) return void inbound.destroy();
+    if (this.closed || this.target_port === 0) return void inbound.destroy();
     const p: Pair = { inbound, outbound: null, held_in: [], held_out: [], broken: false };
     this.pairs.add(p);
     inbound.on('error', () => this.ended(p));
@@ -131,21 +134,32 @@ export class TcpLink {
   }
 }
 
-/** One TcpLink per ordered pair of nodes, created when a node's --peer-dial is first asked for. */
+/**
+ * One TcpLink per ordered pair of nodes. They listen before the cluster picks its ports (so no
+ * node can be given a port a proxy took meanwhile) and learn their targets from `dialArgs`.
+ */
 export class PeerLinks {
-  private readonly links = new Map<string, TcpLink>();
+  private constructor(private readonly links: Map<string, TcpLink>) {}
 
-  /** `--peer-dial` for node `id`: every other node through the link id -> j (created on first use). */
-  async dialArgs(id: number, addresses: ReadonlyMap<number, string>): Promise<string[]> {
+  static async open(node_ids: readonly number[]): Promise<PeerLinks> {
+    const links = new Map<string, TcpLink>();
+    try {
+      for (const i of node_ids) for (const j of node_ids) if (i !== j) links.set(`${i}->${j}`, await TcpLink.open());
+    } catch (err) {
+      await Promise.all([...links.values()].map((l) => l.close()));
+      throw err;
+    }
+    return new PeerLinks(links);
+  }
+
+  /** `--peer-dial` for node `id`: every other node through the link id -> j, pointed at j's address. */
+  dialArgs(id: number, addresses: ReadonlyMap<number, string>): string[] {
     const dial: string[] = [];
     for (const [j, address] of addresses) {
       if (j === id) continue;
-      const key = `${id}->${j}`;
-      let link = this.links.get(key);
-      if (link === undefined) {
-        link = await TcpLink.open(Number(address.slice(address.lastIndexOf(':') + 1)));
-        this.links.set(key, link);
-      }
+      const link = this.links.get(`${id}->${j}`);
+      if (link === undefined) throw new Error(`no link from node ${id} to node ${j}`);
+      link.target_port = Number(address.slice(address.lastIndexOf(':') + 1));
       dial.push(`${j}=127.0.0.1:${link.port}`);
     }
     return ['--peer-dial', dial.join(',')];
@@ -171,6 +185,5 @@ export class PeerLinks {
 
   async close(): Promise<void> {
     await Promise.all([...this.links.values()].map((l) => l.close()));
-    this.links.clear();
   }
 }
