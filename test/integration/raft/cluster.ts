@@ -43,11 +43,12 @@ export class TestCluster {
     const ports = await freePorts(size);
     const nodes = ports.map((port, i) => ({ id: i + 1, address: `127.0.0.1:${port}`, dir: join(root, `node${i + 1}`), proc: null }));
     const c = new TestCluster(nodes, nodes.map((n) => `${n.id}=${n.address}`).join(','), extra);
-    try {
-      await Promise.all(nodes.map((n) => c.startNode(n.id)));
-    } catch (err) {
+    // Every start is waited for, so that when one fails none is left running unseen.
+    const started = await Promise.allSettled(nodes.map((n) => c.startNode(n.id)));
+    const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
       await c.stopAll('SIGKILL');
-      throw err;
+      throw failed.reason;
     }
     return c;
   }
