@@ -49,7 +49,17 @@ export class AppendQueue {
   private start(): void {
     if (this.running) return;
     this.running = (async () => {
-      while (this.queue.length > 0) await this.writeGroup(this.take());
+      while (this.queue.length > 0) {
+        const group = this.take();
+        try {
+          await this.writeGroup(group);
+        } catch (err) {
+          // writeGroup settles its group itself; if it throws instead (a bug, or a catalog write
+          // failing after the segment write), the group's appends fail with that error rather
+          // than wait forever, and the rejection is not left unhandled (it would end the process).
+          for (const p of group) p.reject(err);
+        }
+      }
     })().finally(() => {
       this.running = null;
       if (this.queue.length > 0 && this.accepting()) this.start();
