@@ -860,14 +860,7 @@ export class PartitionLog {
       this.deps.hooks?.compaction?.('merge:renamed');
       // Readers switch to the merged segment before the files it covers go: one that still holds
       // an old segment reads its open file, or retries on the merged one (the read path's retry).
-      const fresh = Segment.at(this.deps.dir, first.base_offset);
-      fresh.size_bytes = bytes.length;
-      fresh.durable_bytes = bytes.length;
-      fresh.next_offset = last.next_offset;
-      fresh.max_timestamp_ms = Math.max(...group.map((g) => g.max_timestamp_ms));
-      fresh.first_append_ms = first.first_append_ms;
-      fresh.sealed = true;
-      fresh.verified.add(0, bytes.length); // every batch was checked when it was read here
+      const fresh = this.swappedIn(first, bytes.length, last.next_offset, Math.max(...group.map((g) => g.max_timestamp_ms)));
       this.segments.splice(i, group.length, fresh);
       this.compaction_swaps++;
       for (const seg of group) {
@@ -886,6 +879,22 @@ export class PartitionLog {
       this.compaction_swaps++;
       return fresh;
     });
+  }
+
+  /**
+   * The sealed segment a compaction swap renamed over `old` (a rewrite of it, or a merge starting
+   * at it): `size` bytes, fsynced and every batch already checked (built or read here).
+   */
+  private swappedIn(old: Segment, size: number, next_offset: number, max_timestamp_ms: number): Segment {
+    const fresh = Segment.at(this.deps.dir, old.base_offset);
+    fresh.size_bytes = size;
+    fresh.durable_bytes = size;
+    fresh.next_offset = next_offset;
+    fresh.max_timestamp_ms = max_timestamp_ms;
+    fresh.first_append_ms = old.first_append_ms;
+    fresh.sealed = true;
+    fresh.verified.add(0, size);
+    return fresh;
   }
 
   /** Indexes a rewritten segment (the same rule as appends, continuing the running max timestamp of the segments before it). */
@@ -948,14 +957,7 @@ export class PartitionLog {
       await rename(tmp, seg.path);
       await syncDir(this.deps.dir);
       this.deps.hooks?.compaction?.('rewrite:renamed');
-      const fresh = Segment.at(this.deps.dir, seg.base_offset);
-      fresh.size_bytes = bytes.length;
-      fresh.durable_bytes = bytes.length;
-      fresh.next_offset = seg.next_offset;
-      fresh.max_timestamp_ms = seg.max_timestamp_ms;
-      fresh.first_append_ms = seg.first_append_ms;
-      fresh.sealed = true;
-      fresh.verified.add(0, bytes.length); // every batch was built or checked here
+      const fresh = this.swappedIn(seg, bytes.length, seg.next_offset, seg.max_timestamp_ms);
       this.segments[i] = fresh;
       seg.deleted = true; // the old version's handle closes once no reader holds it
       if (!seg.in_use) await seg.closeHandle();
