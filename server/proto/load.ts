@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
+import { prefixedFrame } from '../rpc/prefixed-send.js';
 
 /**
  * Loads relaylog.proto at runtime with protobufjs and turns each service into a grpc-js
@@ -61,7 +62,7 @@ export function decodeMessage(type: protobuf.Type, b: Uint8Array): Record<string
  * non-integer offset, records not bytes) takes the generic encoder.
  */
 export function encodeRecordsFrame(type: protobuf.Type, v: object): Buffer {
-  const f = v as { records?: unknown; next_offset?: unknown; high_watermark?: unknown; log_start_offset?: unknown };
+  const f = v as { records?: unknown; next_offset?: unknown; high_watermark?: unknown; log_start_offset?: unknown; [FRAME_BUFFER]?: Buffer | null };
   const records = f.records;
   const ints = [f.next_offset, f.high_watermark, f.log_start_offset];
   if (!(records instanceof Uint8Array) || !ints.every((n) => n === undefined || (Number.isSafeInteger(n) && (n as number) >= 0))) return encodeMessage(type, v);
@@ -69,7 +70,12 @@ export function encodeRecordsFrame(type: protobuf.Type, v: object): Buffer {
   let size = records.length > 0 ? 1 + varintSize(records.length) + records.length : 0;
   for (const n of ints) if (n) size += 1 + varintSize(n as number);
   let out: Buffer;
-  if (size > SCRATCH_MAX_BYTES) out = Buffer.allocUnsafe(size);
+  if (FRAME_BUFFER in f) {
+    // A Subscribe frame: its own pooled buffer, with room for grpc-js's prefix (prefixed-send.ts).
+    const { message, whole } = prefixedFrame(size);
+    out = message;
+    f[FRAME_BUFFER] = whole;
+  } else if (size > SCRATCH_MAX_BYTES) out = Buffer.allocUnsafe(size);
   else {
     if (scratch.length < size) scratch = Buffer.allocUnsafe(Math.min(SCRATCH_MAX_BYTES, Math.max(size, 2 * scratch.length)));
     out = scratch.subarray(0, size);
@@ -88,6 +94,13 @@ export function encodeRecordsFrame(type: protobuf.Type, v: object): Buffer {
   });
   return out;
 }
+
+/**
+ * A frame object that carries this key (initially null) is encoded into a pooled buffer with room
+ * for the gRPC prefix (prefixed-send.ts), and the key is set to that buffer: its sender gives it
+ * back to `frame_buffers` once the frame is written (runSubscription's write callback).
+ */
+export const FRAME_BUFFER = Symbol('relaylog.frame_buffer');
 
 /** Room for the largest Subscribe frame (16 MiB, server/rpc/limits.ts) and its fields. */
 const SCRATCH_MAX_BYTES = 16 * 1024 * 1024 + 64;

@@ -4,6 +4,7 @@ import type { RelayPartitionStatus } from '../../replication/relay/relay-runner.
 import type { ServerMetrics } from '../metrics.js';
 import type { LogStore } from '../../engine/log/log-store.js';
 import type { ServerLimits } from './limits.js';
+import type { TurnBudget } from './turn-budget.js';
 import { shuttingDown, toServiceError } from './status.js';
 
 export interface ServerLogger {
@@ -17,6 +18,7 @@ export interface ServerLogger {
  * What every handler needs from the server, and nothing more: the store (refused once stopping),
  * the stop signal, the limits, and a way to register work that stop() must wait for.
  */
+
 export interface ServiceContext {
   readonly limits: ServerLimits;
   readonly logger: ServerLogger;
@@ -30,6 +32,8 @@ export interface ServiceContext {
   readonly metrics: ServerMetrics;
   /** Set when this server is a read-only relay replica: its upstreams and per-partition sync status. */
   readonly relay: RelayView | null;
+  /** Catch-up frames' share of each event-loop turn (turn-budget.ts), one per server. */
+  readonly replay_turns: TurnBudget;
   /** Registers in-flight work (an append) that stop() drains before closing the store. */
   track<T>(work: Promise<T>): Promise<T>;
 }

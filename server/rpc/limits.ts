@@ -15,6 +15,10 @@ export const serverLimits = {
   subscribe_frame_max_bytes: 16 * 1024 * 1024,
   /** Bytes written to one subscriber's stream and not yet handed to its socket; the log is not read past this. */
   subscribe_inflight_max_bytes: 8 * 1024 * 1024,
+  /** Catch-up Subscribe frames sent per event-loop turn, over all subscribers (at least one frame); the rest wait for the next turn, after produce requests (turn-budget.ts). */
+  replay_bytes_per_turn: 4 * 1024 * 1024,
+  /** Subscribe frames up to this size (a live tail's) are sent at once, outside the per-turn budget. */
+  replay_small_frame_bytes: 256 * 1024,
   /** One long poll of a subscriber at the tail lasts this long before it re-checks (the stream stays open). */
   subscribe_poll_ms: 5_000,
   /** Concurrent Subscribe streams per server; more are refused with RESOURCE_EXHAUSTED. */

@@ -7,6 +7,8 @@ import type { StoreOptions } from '../../engine/log/types.js';
 import { AdminService, LogService, RaftService } from '../proto/load.js';
 import { adminService } from './admin-service.js';
 import { widenReceiveWindows } from './flow-control.js';
+import { installPrefixedSend } from './prefixed-send.js';
+import { TurnBudget } from './turn-budget.js';
 import type { ServerLogger, ServiceContext } from './context.js';
 import { serverLimits, type ServerLimits } from './limits.js';
 import { logService } from './log-service.js';
@@ -70,12 +72,14 @@ export class LogServer {
   private bound = '';
   private relay: RelayRunner | null = null;
   readonly metrics: ServerMetrics;
+  private readonly replay_turns: TurnBudget;
   private metrics_address: string | null = null;
   private kafka: KafkaListener | null = null;
 
   private constructor(private readonly store: LogStore, private readonly opts: ServerOptions, readonly limits: ServerLimits, readonly cluster: ClusterNode | null = null) {
     // Every open call listens for the stop signal: as many listeners as calls, by design.
     setMaxListeners(0, this.stopping.signal);
+    this.replay_turns = new TurnBudget(limits.replay_bytes_per_turn, limits.replay_small_frame_bytes);
     this.metrics = new ServerMetrics(() => (this.stopping.signal.aborted ? null : this.store), () => this.relay);
     if (opts.relay) {
       const r = opts.relay;
@@ -131,6 +135,7 @@ export class LogServer {
       );
       server.bound = `${host}:${port}`;
       if (!widenReceiveWindows(server.grpc)) opts.logger.warn({}, 'this grpc-js does not expose its HTTP/2 servers: connections keep the default 64 KiB receive windows (produce of large batches is slower)');
+      if (!installPrefixedSend()) opts.logger.warn({}, 'this grpc-js serializes server messages elsewhere: Subscribe frames are copied once more before sending (replay is slower)');
       server.relay?.start();
       server.cluster?.start();
       if (opts.metrics_listen !== undefined) server.metrics_address = await server.metrics.serve(opts.metrics_listen);
@@ -180,6 +185,7 @@ export class LogServer {
       stopping: this.stopping.signal,
       address: () => this.bound,
       metrics: this.metrics,
+      replay_turns: this.replay_turns,
       relay: this.relay
         ? {
             upstreams: this.relay.upstreams,

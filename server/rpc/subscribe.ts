@@ -2,7 +2,9 @@ import type { ServerWritableStream } from '@grpc/grpc-js';
 import { EngineError, limitExceeded, offsetOutOfRange } from '../../engine/base/errors.js';
 import type { LogStore } from '../../engine/log/log-store.js';
 import type { PartitionLog } from '../../engine/log/partition-log.js';
+import { FRAME_BUFFER } from '../proto/load.js';
 import { ByteWindow } from './byte-window.js';
+import { frame_buffers } from './prefixed-send.js';
 import { reportUnexpected, type ServiceContext } from './context.js';
 import { parseSubscribe, type SubscribeRequest } from './requests.js';
 import { shuttingDown, toServiceError } from './status.js';
@@ -27,7 +29,9 @@ export async function startOffset(store: LogStore, p: PartitionLog, req: Subscri
  * Streams whole batches from the start offset, then follows the tail with long polls (no busy
  * loop). Backpressure: the log is not read while the stream reports it is full (write() returned
  * false, until 'drain') nor while `subscribe_inflight_max_bytes` are written but not yet handed to
- * the socket. Returns when `signal` aborts (cancel or server stop); throws if the partition goes.
+ * the socket. Frames larger than `replay_small_frame_bytes` share `replay_bytes_per_turn` per
+ * event-loop turn with every other subscriber's (turn-budget.ts), so catch-up replays leave
+ * each turn to produce requests too. Returns when `signal` aborts (cancel or server stop); throws if the partition goes.
  */
 export async function runSubscription(ctx: ServiceContext, call: Call, req: SubscribeRequest, signal: AbortSignal): Promise<void> {
   const store = ctx.store();
@@ -48,14 +52,26 @@ export async function runSubscription(ctx: ServiceContext, call: Call, req: Subs
     if (signal.aborted) break;
     const r = await p.read(offset, req.max_frame_bytes);
     const size = r.records.length;
+    // A large (catch-up) frame waits for room in this turn of the event loop (turn-budget.ts).
+    const turn = ctx.replay_turns.take(size);
+    if (turn !== null) {
+      await turn;
+      if (signal.aborted) {
+        r.release();
+        break;
+      }
+    }
     ctx.metrics.bytes_out.inc({ rpc: 'subscribe' }, size);
     window.add(size);
-    const frame = { records: r.records, next_offset: r.next_offset, high_watermark: r.high_watermark, log_start_offset: r.log_start_offset };
-    // The callback runs once the frame is serialized (a copy) and written to the HTTP/2 stream:
-    // then its bytes leave the window and the pooled read buffer can go back.
+    const frame = { records: r.records, next_offset: r.next_offset, high_watermark: r.high_watermark, log_start_offset: r.log_start_offset, [FRAME_BUFFER]: null as Buffer | null };
+    // The callback runs once the frame is serialized (into a pooled buffer, the records copied) and
+    // that buffer is written to the HTTP/2 stream: then its bytes leave the window, and the pooled
+    // read buffer and the frame's buffer can go back.
     const writable = call.write(frame, () => {
       window.done(size);
       r.release();
+      const sent = frame[FRAME_BUFFER];
+      if (sent) frame_buffers.give(sent);
     });
     offset = r.next_offset;
     if (!writable) await drained(call, signal);

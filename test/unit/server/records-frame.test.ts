@@ -4,6 +4,7 @@ import { checkBatch, encodeBatch, forEachBatch, forEachRecord } from '../../../e
 import { decodeMessage, encodeMessage, encodeRecordsFrame, LogService, messageType } from '../../../server/proto/load.js';
 import type { ServerLogger } from '../../../server/rpc/context.js';
 import { LogServer } from '../../../server/rpc/log-server.js';
+import { frame_buffers, installPrefixedSend } from '../../../server/rpc/prefixed-send.js';
 import { tempDir } from '../../support/tmp.js';
 
 /** The replay frames' own encoder (one reused buffer) must give protobufjs's bytes. */
@@ -83,4 +84,61 @@ describe('encodeRecordsFrame', () => {
       tmp.cleanup();
     }
   });
+
+  /*
+   * Subscribe frames go out of pooled buffers without grpc-js's copy (prefixed-send.ts), and a
+   * buffer returns to the pool when its write callback runs. Were it returned (or reused) while
+   * HTTP/2 still held it, a frame queued behind a slow reader would carry another frame's bytes.
+   * Slow and fast readers of different data, many frames in flight, every byte checked.
+   */
+  test('pooled Subscribe frames: slow and fast readers of different data each get their own bytes', async () => {
+    expect(installPrefixedSend()).toBe(true); // the pinned grpc-js has the method this wraps
+    const tmp = tempDir('relaylog-frames-');
+    const logger: ServerLogger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+    const server = await LogServer.start({ store: { dir: tmp.dir, disk_free_floor_bytes: 0 }, listen: '127.0.0.1:0', logger });
+    const client = new RelaylogClient(server.address);
+    const batches = 64;
+    const per = 8;
+    try {
+      const topics = ['a', 'b'];
+      for (const [i, t] of topics.entries()) {
+        await client.createTopic(t, { partitions: 1, config: { 'flush.ms': '1000' } });
+        for (let b = 0; b < batches; b++) await client.produce(t, 0, encodeBatch(Array.from({ length: per }, (_, k) => ({ value: Buffer.alloc(30_000, (0x41 + i * 16 + b + k) & 0xff) }))));
+      }
+      const taken = frame_buffers.take(1); // the pool must hand buffers out and take them back
+      frame_buffers.give(taken);
+      const read = async (t: string, i: number, slow: boolean) => {
+        const reader = new RelaylogClient(server.address, { own_connection: true });
+        const stream = reader.subscribe(t, 0, { position: 'earliest' }, 64 * 1024);
+        let n = 0;
+        let frames = 0;
+        try {
+          for await (const frame of stream as AsyncIterable<Frame>) {
+            forEachBatch(frame.records, (pos, size) => {
+              expect(checkBatch(frame.records, pos, size)).toBeNull();
+              forEachRecord(frame.records.subarray(pos, pos + size), (r) => {
+                const b = Math.floor(r.offset / per);
+                const k = r.offset % per;
+                expect(r.value!.every((x) => x === ((0x41 + i * 16 + b + k) & 0xff))).toBe(true);
+                n++;
+              });
+            });
+            // A slow reader lets frames queue in the server's HTTP/2 stream behind it.
+            if (slow && ++frames % 4 === 0) await new Promise((r) => setTimeout(r, 5));
+            if (n >= batches * per) break;
+          }
+        } finally {
+          stream.cancel();
+          reader.close();
+        }
+        return n;
+      };
+      const readers = topics.flatMap((t, i) => [read(t, i, true), read(t, i, false), read(t, i, false)]);
+      expect(await Promise.all(readers)).toEqual(Array(6).fill(batches * per));
+    } finally {
+      client.close();
+      await server.stop();
+      tmp.cleanup();
+    }
+  }, 60_000);
 });

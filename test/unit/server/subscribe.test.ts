@@ -6,6 +6,7 @@ import type { ServiceContext } from '../../../server/rpc/context.js';
 import { serverLimits } from '../../../server/rpc/limits.js';
 import type { SubscribeRequest } from '../../../server/rpc/requests.js';
 import { runSubscription } from '../../../server/rpc/subscribe.js';
+import { TurnBudget } from '../../../server/rpc/turn-budget.js';
 import { tempDir } from '../../support/tmp.js';
 
 /** A server stream whose socket we control: write() callbacks run only when `flush()` says so. */
@@ -30,9 +31,11 @@ let tmp: ReturnType<typeof tempDir>;
 let store: LogStore;
 let ac: AbortController;
 
-function context(limits: Partial<typeof serverLimits>): ServiceContext {
+function context(over: Partial<typeof serverLimits>): ServiceContext {
+  const limits = { ...serverLimits, subscribe_poll_ms: 50, ...over };
   return {
-    limits: { ...serverLimits, subscribe_poll_ms: 50, ...limits },
+    limits,
+    replay_turns: new TurnBudget(limits.replay_bytes_per_turn, limits.replay_small_frame_bytes),
     logger: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
     stopping: new AbortController().signal,
     address: () => 'test',
@@ -130,4 +133,40 @@ test('a start outside [log start, high watermark] is refused with both bounds', 
   await tick(20);
   ac.abort(); // no commit: earliest, then streaming
   await group;
+});
+
+test('catch-up subscribers share a budget per event-loop turn: frames beyond it wait for a later turn', async () => {
+  // Frames of two ~4 KiB batches; a turn takes 16 KiB of them (two frames), whatever the number of subscribers.
+  const ctx = context({ replay_bytes_per_turn: 16 * 1024, replay_small_frame_bytes: 0 });
+  const calls = Array.from({ length: 4 }, () => new FakeCall());
+  const done = calls.map((c) => runSubscription(ctx, c as never, req(), ac.signal));
+  // Sockets that take every frame at once: only the turn budget limits the pace.
+  const flusher = setInterval(() => calls.forEach((c) => c.flush()), 1);
+  const per_turn: number[] = [];
+  let last = 0;
+  const total = () => calls.reduce((n, c) => n + c.frames, 0);
+  for (let turns = 0; turns < 5000 && total() < 4 * 128; turns++) {
+    await new Promise((r) => setImmediate(r));
+    per_turn.push(total() - last);
+    last = total();
+  }
+  clearInterval(flusher);
+  expect(total()).toBe(4 * 128); // everything was sent
+  expect(Math.max(...per_turn)).toBeLessThanOrEqual(2);
+  expect(ctx.replay_turns.deferred).toBeGreaterThan(0);
+  ac.abort();
+  await Promise.all(done);
+});
+
+test('small frames (a live tail\'s) never wait for a turn', async () => {
+  const ctx = context({ replay_bytes_per_turn: 1, replay_small_frame_bytes: 64 * 1024 });
+  const call = new FakeCall();
+  const flusher = setInterval(() => call.flush(), 1);
+  const done = runSubscription(ctx, call as never, req(), ac.signal);
+  for (let i = 0; i < 2000 && call.frames < 128; i++) await tick(1);
+  clearInterval(flusher);
+  expect(call.frames).toBe(128);
+  expect(ctx.replay_turns.deferred).toBe(0);
+  ac.abort();
+  await done;
 });
