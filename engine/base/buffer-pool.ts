@@ -11,29 +11,37 @@ const MAX_CLASS_BYTES = 64 * 1024 * 1024;
 export class BufferPool {
   private free = new Map<number, Buffer[]>();
 
-  constructor(private readonly per_class_max = 8) {}
+  /**
+   * `slack_bytes`: every size class is a power of two plus this much, for buffers that hold a
+   * power-of-two payload plus a small header (a 4 MiB Subscribe frame with its gRPC prefix and
+   * fields would otherwise take an 8 MiB buffer).
+   */
+  constructor(
+    private readonly per_class_max = 8,
+    private readonly slack_bytes = 0,
+  ) {}
 
   /** A buffer of at least `size` bytes (its length is the size class). */
   take(size: number): Buffer {
-    const cls = sizeClass(size);
-    if (cls > MAX_CLASS_BYTES) return Buffer.allocUnsafe(size);
+    const cls = this.sizeClass(size);
+    if (cls > MAX_CLASS_BYTES + this.slack_bytes) return Buffer.allocUnsafe(size);
     const list = this.free.get(cls);
     return list?.pop() ?? Buffer.allocUnsafe(cls);
   }
 
   give(buf: Buffer): void {
     const cls = buf.length;
-    if (cls !== sizeClass(cls) || cls > MAX_CLASS_BYTES) return;
+    if (cls !== this.sizeClass(cls) || cls > MAX_CLASS_BYTES + this.slack_bytes) return;
     let list = this.free.get(cls);
     if (!list) this.free.set(cls, (list = []));
     if (list.length < this.per_class_max) list.push(buf);
   }
-}
 
-function sizeClass(size: number): number {
-  let c = MIN_CLASS_BYTES;
-  while (c < size) c *= 2;
-  return c;
+  private sizeClass(size: number): number {
+    let c = MIN_CLASS_BYTES;
+    while (c + this.slack_bytes < size) c *= 2;
+    return c + this.slack_bytes;
+  }
 }
 
 /** The process-wide pool for log reads. */

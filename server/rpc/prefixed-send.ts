@@ -26,8 +26,13 @@ const PREFIXED = new WeakMap<Uint8Array, Buffer>();
 const PREFIX_BYTES = 5;
 const WRAPPED = Symbol('relaylog.prefixed_send');
 
-/** Pooled buffers for Subscribe frames (distinct from the read pool: these live until sent). */
-export const frame_buffers = new BufferPool(8);
+/**
+ * Pooled buffers for Subscribe frames (distinct from the read pool: these live until sent). A
+ * frame's buffer is its records plus at most 64 bytes (prefix and fields); 16 per size class cover
+ * eight catch-up readers with two frames each in flight. Kept buffers are memory the process
+ * holds after a burst of replays: at most 16 per size class in use.
+ */
+export const frame_buffers = new BufferPool(16, 64);
 
 /**
  * A message buffer of `size` bytes with room for the gRPC prefix in front, from the pool. Returns
