@@ -179,6 +179,7 @@ export class LogServer {
       logger: this.opts.logger,
       stopping: this.stopping.signal,
       address: () => this.bound,
+      node_id: this.cluster?.node_id ?? 0,
       metrics: this.metrics,
       relay: this.relay
         ? {
