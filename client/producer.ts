@@ -1,5 +1,6 @@
 import { closed, invalidArgument, isEngineError } from '../engine/base/errors.js';
 import { encodeBatch, type RecordInput } from '../engine/format/record-batch.js';
+import { limits } from '../engine/base/limits.js';
 import { addSequence } from '../engine/log/producer-state.js';
 import type { ProduceResult, RelaylogClient } from './client.js';
 import type { ProducePipeline } from './pipeline.js';
@@ -57,6 +58,8 @@ interface Session {
   inflight: Set<number>;
   /** Its first batch was acknowledged: the partition knows the producer id. */
   started: boolean;
+  /** Batches (by `no`) that failed at least once and are not settled yet. */
+  retrying: Set<number>;
 }
 
 const RECORD_OVERHEAD_BYTES = 24;
@@ -96,6 +99,9 @@ export class Producer {
     const idempotent = opts.idempotent ?? typeof client !== 'function';
     this.o = { partition: 0, linger_ms: 5, batch_bytes: 1024 * 1024, max_in_flight: 4, buffer_max_bytes: 64 * 1024 * 1024, retries: idempotent ? 10 : 5, retry_backoff_ms: 50, acks: 'all', ...opts, idempotent };
     if (!(this.o.max_in_flight >= 1) || !(this.o.batch_bytes >= 1)) throw invalidArgument('max_in_flight and batch_bytes must be >= 1');
+    if (idempotent && this.o.max_in_flight > limits.producer_window_batches) {
+      throw invalidArgument(`an idempotent Producer keeps at most ${limits.producer_window_batches} batches in flight (the batches a partition remembers per producer); max_in_flight is ${this.o.max_in_flight}`);
+    }
     if (idempotent && typeof client === 'function') throw invalidArgument('an idempotent Producer needs a RelaylogClient (for its producer id); pass idempotent: false with a send function');
     this.init_producer_id = typeof client === 'function' ? null : () => client.initProducerId();
     this.pipeline = typeof client === 'function' ? null : client.producePipeline();
@@ -191,6 +197,10 @@ export class Producer {
       // A producer id's first batch goes alone: a partition accepts any sequence from a producer it
       // does not know yet, so a second batch overtaking a lost first one would be taken as a start.
       if (this.o.idempotent && this.session !== null && !this.session.started && this.session.inflight.size > 0) break;
+      // Nor does anything new while a batch is being retried: a retry must stay within the last
+      // producer_window_batches batches the partition remembers, or a batch stored under a lost
+      // answer would no longer be recognised (Kafka's producer holds a partition back the same way).
+      if (this.session !== null && this.session.retrying.size > 0) break;
       const b = this.sealed.shift()!;
       this.inflight++;
       if (this.o.idempotent) this.assignSequence(b);
@@ -211,7 +221,7 @@ export class Producer {
     if (this.session === null) {
       const id = this.init_producer_id!();
       id.catch(() => undefined);
-      this.session = { id, next_seq: 0, next_no: 0, inflight: new Set(), started: false };
+      this.session = { id, next_seq: 0, next_no: 0, inflight: new Set(), started: false, retrying: new Set() };
     }
     const s = this.session;
     b.session = s;
@@ -227,39 +237,54 @@ export class Producer {
     return encodeBatch(b.records, { producer_id, producer_epoch, base_sequence: b.seq! });
   }
 
-  /** Worth another attempt: retriable errors, and for an idempotent producer every ambiguous one. */
-  private retriable(b: Batch, err: unknown): boolean {
+  /** True when a batch sent before `b` in its session is not acknowledged yet. */
+  private behindAnother(b: Batch): boolean {
+    if (b.session === undefined) return false;
+    for (const no of b.session.inflight) if (no < b.no!) return true;
+    return false;
+  }
+
+  /**
+   * Worth another attempt: retriable errors, and for an idempotent producer every ambiguous one.
+   * `behind`: an earlier batch was unacknowledged when this attempt left.
+   */
+  private retriable(b: Batch, err: unknown, behind: boolean): boolean {
     if (isRetriable(err)) return true;
     if (b.session === undefined) return false;
     // The answer was lost: the batch may be stored; the same bytes again are answered with its offsets.
     if (err instanceof RpcError && (err.code === 'DEADLINE_EXCEEDED' || err.code === 'CANCELLED')) return true;
-    // A batch ahead of this one is still being retried: this one follows once it lands.
-    if (isEngineError(err, 'OUT_OF_ORDER_SEQUENCE')) for (const no of b.session.inflight) if (no < b.no!) return true;
-    return false;
+    // A batch ahead of this one was still being retried: this one follows once it lands (it may
+    // have landed meanwhile, so the question is whether one was pending when this attempt left).
+    return isEngineError(err, 'OUT_OF_ORDER_SEQUENCE') && (behind || this.behindAnother(b));
   }
 
   private async sendWithRetry(b: Batch): Promise<void> {
     let batch: Buffer | null = null;
     for (let attempt = 0; ; attempt++) {
+      let behind = false;
       try {
         // Encoded once (after the producer id arrives): every retry sends the same bytes.
         batch ??= await this.encode(b);
+        behind = this.behindAnother(b);
         const r = await this.send_batch(this.o.topic, this.o.partition, batch, this.o.acks);
         if (b.session !== undefined) {
           b.session.inflight.delete(b.no!);
+          b.session.retrying.delete(b.no!);
           b.session.started = true;
         }
         for (const w of b.waiting) w.resolve(r.base_offset + w.index);
         return;
       } catch (err) {
-        if (!this.retriable(b, err) || attempt >= this.o.retries) {
+        if (!this.retriable(b, err, behind) || attempt >= this.o.retries) {
           if (b.session !== undefined) {
             b.session.inflight.delete(b.no!);
+            b.session.retrying.delete(b.no!);
             // Its sequence is a gap now: the batches after it go with a new producer id.
             if (this.session === b.session) this.session = null;
           }
           return this.fail(b, err);
         }
+        b.session?.retrying.add(b.no!);
         await new Promise((r) => setTimeout(r, Math.min(5_000, this.o.retry_backoff_ms * 2 ** attempt)));
       }
     }

@@ -13,6 +13,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export class IdempotentLoad {
   readonly acked = new Map<number, number>();
   readonly failed = new Map<number, string>();
+  /** The first failure's message, for the summary. */
+  private first_failure = '';
   sent = 0;
   private stopping = false;
   readonly producer: Producer;
@@ -28,7 +30,10 @@ export class IdempotentLoad {
     for (let seq = 0; !this.stopping && seq < records_max && Date.now() < until; seq++) {
       this.producer.send({ key: 'k', value: `seq-${seq}`, timestamp_ms: 1_700_000_000_000 + seq }).then(
         (offset) => this.acked.set(seq, offset),
-        (err: unknown) => this.failed.set(seq, (err as { code?: string }).code ?? String(err)),
+        (err: unknown) => {
+          this.failed.set(seq, (err as { code?: string }).code ?? String(err));
+          this.first_failure ||= `seq-${seq}: ${(err as Error).message}`;
+        },
       );
       this.sent = seq + 1;
       if (seq % 10 === 9) {
@@ -48,7 +53,7 @@ export class IdempotentLoad {
   summary(): string {
     const codes = new Map<string, number>();
     for (const c of this.failed.values()) codes.set(c, (codes.get(c) ?? 0) + 1);
-    return `sent ${this.sent}, acknowledged ${this.acked.size}, failed ${this.failed.size}: ${JSON.stringify([...codes])}`;
+    return `sent ${this.sent}, acknowledged ${this.acked.size}, failed ${this.failed.size}: ${JSON.stringify([...codes])}${this.first_failure ? `; first: ${this.first_failure}` : ''}`;
   }
 
   /** Stops sending and waits for every record sent to settle (the Producer retries, bounded by its `retries`). */
