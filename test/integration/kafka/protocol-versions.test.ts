@@ -75,6 +75,7 @@ describe('every advertised API version through a raw client', () => {
       { api_key: 14, min_version: 0, max_version: 3 },
       { api_key: 18, min_version: 0, max_version: 2 },
       { api_key: 19, min_version: 0, max_version: 4 },
+      { api_key: 22, min_version: 0, max_version: 1 },
     ]);
     // A v3 body (flexible: compact strings and tagged fields) is not parsed at all.
     const v3_body = Buffer.from([0x05, ...Buffer.from('abcd'), 0x02, 0x31, 0x00]);
