@@ -233,7 +233,20 @@ export class Producer {
 
   private async encode(b: Batch): Promise<Buffer> {
     if (b.session === undefined) return encodeBatch(b.records);
-    const { producer_id, producer_epoch } = await b.session.id;
+    const s = b.session;
+    const asked = s.id;
+    let id: { producer_id: number; producer_epoch: number };
+    try {
+      id = await asked;
+    } catch (err) {
+      // Nothing of this session left without an id: the next attempt asks again.
+      if (s.id === asked) {
+        s.id = this.init_producer_id!();
+        s.id.catch(() => undefined);
+      }
+      throw err;
+    }
+    const { producer_id, producer_epoch } = id;
     return encodeBatch(b.records, { producer_id, producer_epoch, base_sequence: b.seq! });
   }
 
