@@ -96,7 +96,9 @@ export class Producer {
   private session: Session | null = null;
 
   constructor(client: RelaylogClient | SendBatch, opts: ProducerOptions) {
-    const idempotent = opts.idempotent ?? typeof client !== 'function';
+    // Kafka's rule: idempotence is on unless asked off, or max_in_flight is set above what a
+    // partition remembers (then it is off, unless asked on explicitly: an error below).
+    const idempotent = opts.idempotent ?? (typeof client !== 'function' && (opts.max_in_flight ?? 4) <= limits.producer_window_batches);
     this.o = { partition: 0, linger_ms: 5, batch_bytes: 1024 * 1024, max_in_flight: 4, buffer_max_bytes: 64 * 1024 * 1024, retries: idempotent ? 10 : 5, retry_backoff_ms: 50, acks: 'all', ...opts, idempotent };
     if (!(this.o.max_in_flight >= 1) || !(this.o.batch_bytes >= 1)) throw invalidArgument('max_in_flight and batch_bytes must be >= 1');
     if (idempotent && this.o.max_in_flight > limits.producer_window_batches) {
