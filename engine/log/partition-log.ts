@@ -1265,6 +1265,8 @@ export class PartitionLog {
       seg.max_timestamp_ms = max_ts;
       this.end_offset = offset;
       if (this.hw > offset) this.hw = offset;
+      // A snapshot taken past the cut would vouch for batches that are gone: replace it.
+      if (this.producers !== null) void this.deps.catalog.putProducerSnapshot(this.key, this.producerSnapshot());
       this.deps.catalog.dropIndexRange(this.key, { from_offset: offset });
       this.deps.catalog.dropEpochsFrom(this.key, offset);
       let running = -1;

@@ -107,4 +107,26 @@ describe('idempotent append on a single node', () => {
     expect(await p.append(batch(0, 27, 3))).toEqual(acked[36]);
     expect(p.logEndOffset).toBe(120);
   });
+
+  test('a truncation forgets the cut batches, and a crash after it does not bring them back from an older snapshot', async () => {
+    let p = store.partition('t', 0);
+    for (let i = 0; i < 20; i++) await p.append(batch(1, i * 3, 3));
+    const rolled_at = p.segmentInfo().at(-1)!.base_offset; // the last roll wrote a snapshot valid at this offset
+    expect(rolled_at).toBeGreaterThan(12);
+    await p.truncateTo(12); // batches 4.. of producer 1 are gone; the active segment is now the one holding offset 12
+    // Small batches of another producer bring the log end past the old snapshot's offset without a roll.
+    const small = (seq: number) => encodeBatch([{ value: `q${seq}`, timestamp_ms: 1 }], { producer_id: 2, producer_epoch: 0, base_sequence: seq });
+    for (let i = 0; p.logEndOffset <= rolled_at + 1; i++) await p.append(small(i));
+    const live = p.producerState()!.entries();
+    // Producer 1's remembered batches (its last 5) were all cut: it is unknown again.
+    expect(live.map((e) => e.producer_id)).toEqual([2]);
+    await store.abandon();
+    store = await open();
+    p = store.partition('t', 0);
+    expect(p.producerState()!.entries()).toEqual(live);
+    // Producer 1's cut batch is new again; written once.
+    const end = p.logEndOffset;
+    expect(await p.append(batch(1, 12, 3))).toEqual({ base_offset: end, last_offset: end + 2 });
+    expect(await p.append(batch(1, 12, 3))).toEqual({ base_offset: end, last_offset: end + 2 });
+  });
 });
