@@ -360,6 +360,16 @@ export class Catalog {
     return id;
   }
 
+  /** Makes the next producer id counter at least `floor` (a rebuilt catalog: LogStore). */
+  raiseProducerIdCounter(floor: number): void {
+    this.guard();
+    this.transaction('a producer id floor', () => {
+      this.writePendingInTxn();
+      const next = (this.meta.get('producer_id_next') as number | undefined) ?? 0;
+      if (floor > next) this.meta.putSync('producer_id_next', floor);
+    });
+  }
+
   /** The partition's producer-state snapshot (docs/format.md), or null. Rebuildable from the segments. */
   getProducerSnapshot(p: PartitionKey): ProducerSnapshot | null {
     this.guard();

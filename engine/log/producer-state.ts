@@ -23,6 +23,12 @@ import { F_BASE_SEQUENCE, F_LAST_OFFSET_DELTA, F_PRODUCER_EPOCH, F_PRODUCER_ID }
 
 const INT32_MAX = 2 ** 31 - 1;
 
+/**
+ * Producer ids are `node_id × PRODUCER_ID_COUNTER_SPAN + n` (server/rpc/producer-ids.ts): n is a
+ * per-node counter, which a rebuilt catalog restarts above what the segments remember (LogStore).
+ */
+export const PRODUCER_ID_COUNTER_SPAN = 2 ** 40;
+
 /** What a batch header says about its producer. */
 export interface ProducerBatch {
   producer_id: number;

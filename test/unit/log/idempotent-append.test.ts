@@ -1,3 +1,5 @@
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { LogStore, ManualClock, encodeBatch } from '../../../engine/index.js';
 import { readAll } from '../../support/batches.js';
@@ -128,5 +130,16 @@ describe('idempotent append on a single node', () => {
     const end = p.logEndOffset;
     expect(await p.append(batch(1, 12, 3))).toEqual({ base_offset: end, last_offset: end + 2 });
     expect(await p.append(batch(1, 12, 3))).toEqual({ base_offset: end, last_offset: end + 2 });
+  });
+
+  test('a catalog rebuilt from the segments restarts the producer id counter above every id they remember', async () => {
+    const p = store.partition('t', 0);
+    await p.append(batch(5, 0, 1));
+    await p.append(batch(2 ** 40 * 3 + 17, 0, 1)); // node 3's 17th id
+    expect(store.catalog.allocateProducerId()).toBe(0); // the counter itself knows nothing of batches
+    await store.close();
+    rmSync(join(dir, 'catalog'), { recursive: true, force: true });
+    store = await open();
+    expect(store.catalog.allocateProducerId()).toBe(18);
   });
 });
