@@ -124,10 +124,14 @@ export class ProducerStateTable<T> {
    * Forgets every batch whose ref `cut` says is gone (the log was truncated). A producer left
    * without batches is forgotten (so its next batch is accepted at any sequence); one that keeps
    * some keeps a smaller window than a replay would give it: a retry of an evicted batch is then
-   * refused as out of order, never written twice.
+   * refused as out of order, never written twice. `only`: just these producer ids (the caller
+   * knows no other has a batch that is cut), so a hot path does not walk every producer.
    */
-  forget(cut: (ref: T) => boolean): void {
-    for (const [id, e] of [...this.producers]) {
+  forget(cut: (ref: T) => boolean, only?: Iterable<number>): void {
+    const ids = only === undefined ? [...this.producers.keys()] : [...new Set(only)];
+    for (const id of ids) {
+      const e = this.producers.get(id);
+      if (e === undefined) continue;
       const kept = e.batches.filter((s) => !cut(s.ref));
       if (kept.length === 0) this.producers.delete(id);
       else if (kept.length !== e.batches.length) e.batches = kept;

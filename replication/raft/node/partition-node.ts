@@ -120,6 +120,8 @@ export class PartitionNode implements PartitionReplicator {
    * whichever leader) and, on a leader, its proposals not yet persisted. Checked on propose.
    */
   private readonly producers: ProducerStateTable<EntryRef>;
+  /** Leader: producer ids of proposals recorded in `producers` and not persisted yet, by Raft index. */
+  private readonly unpersisted = new Map<number, number>();
   private running: Promise<void> | null = null;
   private stopped = false;
   private failure: string | null = null;
@@ -347,7 +349,10 @@ export class PartitionNode implements PartitionReplicator {
       if (!isEngineError(err) || first !== 0) throw err; // the checks above make a later refusal impossible
       return p.reject(err);
     }
-    if (producer !== null) this.producers.replay(producer, { index: first, term });
+    if (producer !== null) {
+      this.producers.replay(producer, { index: first, term });
+      this.unpersisted.set(first, producer.producer_id);
+    }
     this.pending.push({ first, last, term, acks: p.acks, persisted: false, resolve: p.resolve, reject: p.reject });
   }
 
@@ -404,8 +409,12 @@ export class PartitionNode implements PartitionReplicator {
     const first = entries[0]!.index;
     assert(first >= 1 && first <= this.index.lastIndex + 1, `entries start at ${first}, the log ends at ${this.index.lastIndex}`);
     // What this node believed about entries from `first` on (a cut suffix, or proposals the core
-    // dropped) gives way to the entries persisted now, read from their headers below.
-    this.producers.forget((ref) => ref.index >= first);
+    // dropped) gives way to the entries persisted now, read from their headers below. Without a
+    // cut, only proposals can be stale: just their producers are looked at (a hot path).
+    const cut = (ref: EntryRef) => ref.index >= first;
+    if (first <= this.index.lastIndex) this.producers.forget(cut);
+    else if (this.unpersisted.size > 0) this.producers.forget(cut, [...this.unpersisted].filter(([i]) => i >= first).map(([, id]) => id));
+    for (const i of [...this.unpersisted.keys()]) if (i >= first) this.unpersisted.delete(i);
     if (first <= this.index.lastIndex) {
       // A conflicting suffix (never committed: the core asserts so) goes before the new entries land.
       await this.o.log.truncateTo(this.index.nextOffset(first - 1));

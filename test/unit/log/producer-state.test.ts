@@ -90,6 +90,14 @@ describe('producer state (Kafka idempotent producer rules)', () => {
     expect(t.check(pb(2, 17))).toEqual({ kind: 'new' });
   });
 
+  test('forget limited to some producers leaves the others alone', () => {
+    const t = new ProducerStateTable<number>();
+    t.replay(pb(1, 0), 10);
+    t.replay(pb(2, 0), 11);
+    t.forget((offset) => offset >= 10, [2]);
+    expect(t.entries().map((e) => e.producer_id)).toEqual([1]);
+  });
+
   test('save / restore puts a producer back as it was (a failed write)', () => {
     const t = new ProducerStateTable<number>();
     t.replay(pb(1, 0), 0);
