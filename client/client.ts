@@ -394,6 +394,24 @@ export class RelaylogClient {
     return this.call(this.log, 'EpochEnd', { topic, partition, epoch });
   }
 
+  /**
+   * A producer id for an idempotent producer (Kafka's InitProducerId): unique across the cluster,
+   * never handed out twice. Any node answers; an unreachable one is skipped for the next.
+   */
+  async initProducerId(): Promise<{ producer_id: number; producer_epoch: number }> {
+    let last: unknown = null;
+    for (let i = 0; i < this.addresses.length; i++) {
+      const address = this.addresses[(this.produce_node + i) % this.addresses.length]!;
+      try {
+        return await this.call<{ producer_id: number; producer_epoch: number }>(this.conn(address).log, 'InitProducerId', {}, 0, address);
+      } catch (err) {
+        last = err;
+        if (!(err instanceof RpcError && err.retriable)) throw err;
+      }
+    }
+    throw last;
+  }
+
   /** Stores `offset` (the next offset to consume) for the group; durable when it resolves. */
   async commitOffset(group: string, topic: string, partition: number, offset: number, metadata = ''): Promise<void> {
     await this.call(this.log, 'CommitOffset', { group, topic, partition, offset, metadata });

@@ -1,8 +1,10 @@
-import { closed, invalidArgument } from '../engine/base/errors.js';
+import { closed, invalidArgument, isEngineError } from '../engine/base/errors.js';
 import { encodeBatch, type RecordInput } from '../engine/format/record-batch.js';
+import { limits } from '../engine/base/limits.js';
+import { addSequence } from '../engine/log/producer-state.js';
 import type { ProduceResult, RelaylogClient } from './client.js';
 import type { ProducePipeline } from './pipeline.js';
-import { isRetriable } from './errors.js';
+import { RpcError, isRetriable } from './errors.js';
 
 export interface ProducerOptions {
   topic: string;
@@ -15,7 +17,12 @@ export interface ProducerOptions {
   max_in_flight?: number;
   /** `ready()` waits while records waiting or in flight exceed this many bytes (default 64 MiB). */
   buffer_max_bytes?: number;
-  /** Retries of a retriable failure (UNAVAILABLE, DISK_FULL ...), with exponential backoff (default 5). */
+  /**
+   * Idempotent producer (default true with a RelaylogClient; a bare SendBatch function cannot be):
+   * a producer id from the server, and a sequence per batch, so a retried batch is stored once.
+   */
+  idempotent?: boolean;
+  /** Retries of a retriable failure (UNAVAILABLE, DISK_FULL ...), with exponential backoff (default 5; 10 when idempotent). */
   retries?: number;
   /** First retry delay; doubles per attempt, capped at 5 s (default 50). */
   retry_backoff_ms?: number;
@@ -35,6 +42,24 @@ interface Batch {
   records: RecordInput[];
   waiting: Pending[];
   bytes: number;
+  /** Idempotent producer: the session it was stamped in and its first sequence, set when it is first sent. */
+  session?: Session;
+  seq?: number;
+  /** Position in the session's send order. */
+  no?: number;
+}
+
+/** An idempotent producer's id and its sequence counter; a new one after a batch failed for good. */
+interface Session {
+  id: Promise<{ producer_id: number; producer_epoch: number }>;
+  next_seq: number;
+  next_no: number;
+  /** Batches of this session sent and not yet settled, by `no`. */
+  inflight: Set<number>;
+  /** Its first batch was acknowledged: the partition knows the producer id. */
+  started: boolean;
+  /** Batches (by `no`) that failed at least once and are not settled yet. */
+  retrying: Set<number>;
 }
 
 const RECORD_OVERHEAD_BYTES = 24;
@@ -44,9 +69,15 @@ const sizeOf = (v: Buffer | string | null | undefined): number => (v == null ? 0
  * Batches records into RecordBatch v2 (encodeBatch) and sends them in order on one
  * ProducePipeline stream, at most `max_in_flight` batches unacknowledged. `send()` resolves with
  * the record's offset once its batch is acknowledged (durable per the topic's fsync policy).
- * Without failures, records land in send order. A batch retried after a failure may land after
- * batches sent behind it, and twice if the failure hid a successful append (idempotent producers
- * come with replication); set max_in_flight = 1 to keep order across retries.
+ * Without failures, records land in send order.
+ *
+ * Idempotent (the default with a client): the Producer gets a producer id (InitProducerId) and
+ * stamps it, epoch and a sequence into every batch; a failure that may hide an append (UNAVAILABLE,
+ * a deadline, CLOSED, NOT_LEADER) is retried with the same bytes, and the partition answers a
+ * batch it already has with its original offsets, so nothing is stored twice. A batch that meets
+ * OUT_OF_ORDER_SEQUENCE while an earlier one of it is still being retried waits for that one
+ * (retried too). A batch that fails for good starts a new producer id for the batches after it.
+ * Not idempotent: a retried batch may land twice; set max_in_flight = 1 to keep order across retries.
  */
 export class Producer {
   private readonly o: Required<Omit<ProducerOptions, 'topic'>> & { topic: string };
@@ -61,10 +92,20 @@ export class Producer {
   private closing = false;
   private idle_waiters: Array<() => void> = [];
   private room_waiters: Array<() => void> = [];
+  private readonly init_producer_id: (() => Promise<{ producer_id: number; producer_epoch: number }>) | null;
+  private session: Session | null = null;
 
   constructor(client: RelaylogClient | SendBatch, opts: ProducerOptions) {
-    this.o = { partition: 0, linger_ms: 5, batch_bytes: 1024 * 1024, max_in_flight: 4, buffer_max_bytes: 64 * 1024 * 1024, retries: 5, retry_backoff_ms: 50, acks: 'all', ...opts };
+    // Kafka's rule: idempotence is on unless asked off, or max_in_flight is set above what a
+    // partition remembers (then it is off, unless asked on explicitly: an error below).
+    const idempotent = opts.idempotent ?? (typeof client !== 'function' && (opts.max_in_flight ?? 4) <= limits.producer_window_batches);
+    this.o = { partition: 0, linger_ms: 5, batch_bytes: 1024 * 1024, max_in_flight: 4, buffer_max_bytes: 64 * 1024 * 1024, retries: idempotent ? 10 : 5, retry_backoff_ms: 50, acks: 'all', ...opts, idempotent };
     if (!(this.o.max_in_flight >= 1) || !(this.o.batch_bytes >= 1)) throw invalidArgument('max_in_flight and batch_bytes must be >= 1');
+    if (idempotent && this.o.max_in_flight > limits.producer_window_batches) {
+      throw invalidArgument(`an idempotent Producer keeps at most ${limits.producer_window_batches} batches in flight (the batches a partition remembers per producer); max_in_flight is ${this.o.max_in_flight}`);
+    }
+    if (idempotent && typeof client === 'function') throw invalidArgument('an idempotent Producer needs a RelaylogClient (for its producer id); pass idempotent: false with a send function');
+    this.init_producer_id = typeof client === 'function' ? null : () => client.initProducerId();
     this.pipeline = typeof client === 'function' ? null : client.producePipeline();
     const pipeline = this.pipeline;
     this.send_batch = pipeline === null ? (client as SendBatch) : (t, p, r, a) => pipeline.send(t, p, r, a);
@@ -155,8 +196,16 @@ export class Producer {
 
   private pump(): void {
     while (this.inflight < this.o.max_in_flight && this.sealed.length > 0) {
+      // A producer id's first batch goes alone: a partition accepts any sequence from a producer it
+      // does not know yet, so a second batch overtaking a lost first one would be taken as a start.
+      if (this.o.idempotent && this.session !== null && !this.session.started && this.session.inflight.size > 0) break;
+      // Nor does anything new while a batch is being retried: a retry must stay within the last
+      // producer_window_batches batches the partition remembers, or a batch stored under a lost
+      // answer would no longer be recognised (Kafka's producer holds a partition back the same way).
+      if (this.session !== null && this.session.retrying.size > 0) break;
       const b = this.sealed.shift()!;
       this.inflight++;
+      if (this.o.idempotent) this.assignSequence(b);
       void this.sendWithRetry(b).then(() => this.settled(b));
     }
   }
@@ -169,20 +218,88 @@ export class Producer {
     if (this.inflight === 0 && this.sealed.length === 0) for (const w of this.idle_waiters.splice(0)) w();
   }
 
-  private async sendWithRetry(b: Batch): Promise<void> {
-    let batch: Buffer;
-    try {
-      batch = encodeBatch(b.records);
-    } catch (err) {
-      return this.fail(b, err);
+  /** In send order (pump is synchronous): the batch's session and first sequence. */
+  private assignSequence(b: Batch): void {
+    if (this.session === null) {
+      const id = this.init_producer_id!();
+      id.catch(() => undefined);
+      this.session = { id, next_seq: 0, next_no: 0, inflight: new Set(), started: false, retrying: new Set() };
     }
+    const s = this.session;
+    b.session = s;
+    b.seq = s.next_seq;
+    b.no = s.next_no++;
+    s.next_seq = addSequence(s.next_seq, b.records.length);
+    s.inflight.add(b.no);
+  }
+
+  private async encode(b: Batch): Promise<Buffer> {
+    if (b.session === undefined) return encodeBatch(b.records);
+    const s = b.session;
+    const asked = s.id;
+    let id: { producer_id: number; producer_epoch: number };
+    try {
+      id = await asked;
+    } catch (err) {
+      // Nothing of this session left without an id: the next attempt asks again.
+      if (s.id === asked) {
+        s.id = this.init_producer_id!();
+        s.id.catch(() => undefined);
+      }
+      throw err;
+    }
+    const { producer_id, producer_epoch } = id;
+    return encodeBatch(b.records, { producer_id, producer_epoch, base_sequence: b.seq! });
+  }
+
+  /** True when a batch sent before `b` in its session is not acknowledged yet. */
+  private behindAnother(b: Batch): boolean {
+    if (b.session === undefined) return false;
+    for (const no of b.session.inflight) if (no < b.no!) return true;
+    return false;
+  }
+
+  /**
+   * Worth another attempt: retriable errors, and for an idempotent producer every ambiguous one.
+   * `behind`: an earlier batch was unacknowledged when this attempt left.
+   */
+  private retriable(b: Batch, err: unknown, behind: boolean): boolean {
+    if (isRetriable(err)) return true;
+    if (b.session === undefined) return false;
+    // The answer was lost: the batch may be stored; the same bytes again are answered with its offsets.
+    if (err instanceof RpcError && (err.code === 'DEADLINE_EXCEEDED' || err.code === 'CANCELLED')) return true;
+    // A batch ahead of this one was still being retried: this one follows once it lands (it may
+    // have landed meanwhile, so the question is whether one was pending when this attempt left).
+    return isEngineError(err, 'OUT_OF_ORDER_SEQUENCE') && (behind || this.behindAnother(b));
+  }
+
+  private async sendWithRetry(b: Batch): Promise<void> {
+    let batch: Buffer | null = null;
     for (let attempt = 0; ; attempt++) {
+      let behind = false;
       try {
+        // Encoded once (after the producer id arrives): every retry sends the same bytes.
+        batch ??= await this.encode(b);
+        behind = this.behindAnother(b);
         const r = await this.send_batch(this.o.topic, this.o.partition, batch, this.o.acks);
+        if (b.session !== undefined) {
+          b.session.inflight.delete(b.no!);
+          b.session.retrying.delete(b.no!);
+          b.session.started = true;
+        }
         for (const w of b.waiting) w.resolve(r.base_offset + w.index);
         return;
       } catch (err) {
-        if (!isRetriable(err) || attempt >= this.o.retries) return this.fail(b, err);
+        if (!this.retriable(b, err, behind) || attempt >= this.o.retries) {
+          if (b.session !== undefined) {
+            b.session.inflight.delete(b.no!);
+            b.session.retrying.delete(b.no!);
+            // Its sequence is a gap now: the batches after it go with a new producer id.
+            if (this.session === b.session) this.session = null;
+          }
+          return this.fail(b, err);
+        }
+        b.session?.retrying.add(b.no!);
         await new Promise((r) => setTimeout(r, Math.min(5_000, this.o.retry_backoff_ms * 2 ** attempt)));
       }
     }

@@ -40,6 +40,9 @@ export const ERROR_SPECS = {
   OFFSET_MISMATCH: { name: 'OffsetMismatchError', retriable: false, grpc_status: 9, kafka_code: 1 },
   // Produce to a read-only relay replica (kafka: NOT_LEADER_OR_FOLLOWER).
   READ_ONLY_REPLICA: { name: 'ReadOnlyReplicaError', retriable: false, grpc_status: 9, kafka_code: 6 },
+  // Idempotent producer (docs/raft.md, "Idempotent producer"). Kafka: OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH.
+  OUT_OF_ORDER_SEQUENCE: { name: 'OutOfOrderSequenceError', retriable: false, grpc_status: 9, kafka_code: 45 },
+  PRODUCER_FENCED: { name: 'ProducerFencedError', retriable: false, grpc_status: 9, kafka_code: 47 },
   // Archive tier (WebHDFS or a mounted directory). 7 = gRPC PERMISSION_DENIED.
   ARCHIVE_EXISTS: { name: 'ArchiveExistsError', retriable: false, grpc_status: 6, kafka_code: 56 },
   ARCHIVE_NOT_FOUND: { name: 'ArchiveNotFoundError', retriable: false, grpc_status: 5, kafka_code: 56 },
@@ -157,3 +160,20 @@ export const limitExceeded = (limit: string, value: number, max: number) =>
 
 export const offsetMismatch = (topic: string, partition: number, expected: number, got: number) =>
   new EngineError('OFFSET_MISMATCH', `replicated batch for ${topic}/${partition} starts at offset ${got}, but the log ends at ${expected}`, { topic, partition, expected, got });
+
+export const outOfOrderSequence = (producer_id: number, producer_epoch: number, first_seq: number, expected_seq: number) =>
+  new EngineError(
+    'OUT_OF_ORDER_SEQUENCE',
+    `out of order sequence from producer ${producer_id} (epoch ${producer_epoch}): batch starts at sequence ${first_seq}, ` +
+      `the partition expects ${expected_seq}. An earlier batch of this producer is missing: resend it first ` +
+      `(a Producer does so by itself), or start a new producer id`,
+    { producer_id, producer_epoch, first_seq, expected_seq },
+  );
+
+export const producerFenced = (producer_id: number, producer_epoch: number, current_epoch: number) =>
+  new EngineError(
+    'PRODUCER_FENCED',
+    `producer ${producer_id} epoch ${producer_epoch} is fenced: the partition has seen epoch ${current_epoch} of that producer id; ` +
+      `a newer instance took it over. Stop this producer (or get a new producer id)`,
+    { producer_id, producer_epoch, current_epoch },
+  );

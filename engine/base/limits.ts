@@ -40,4 +40,13 @@ export const limits = {
   partitions_max: 1024,
   /** Kafka's limit on topic names. */
   topic_name_max_length: 249,
+  /** Idempotent producer: batches remembered per producer id and partition (Kafka's 5). */
+  producer_window_batches: 5,
+  /** Idempotent producer: producer ids remembered per partition; the least recently written is forgotten beyond. */
+  producer_ids_per_partition_max: 100_000,
+  /**
+   * Idempotent producer: on open, the producer state is rebuilt by scanning the newest local
+   * segments until at least this many bytes are read (docs/raft.md, "Idempotent producer").
+   */
+  producer_state_scan_min_bytes: 64 * 1024 * 1024,
 } as const;

@@ -80,6 +80,17 @@ interface InFlightEntry {
   value: readonly number[];
 }
 
+/**
+ * Idempotent producers' state of one partition as of `offset` (every batch below it): per producer
+ * id its epoch and last batches as [first_seq, last_seq, base_offset, last_offset].
+ */
+export interface ProducerSnapshot {
+  offset: number;
+  producers: Array<{ producer_id: number; epoch: number; batches: Array<[number, number, number, number]> }>;
+}
+
+const producerSnapshotKey = (p: PartitionKey): string => `producers:${JSON.stringify([p[0], p[1]])}`;
+
 export class Catalog {
   private is_closed = false;
   /** Where the environment lives, for error messages. */
@@ -332,6 +343,45 @@ export class Catalog {
     await this.awaited('the Raft hard state', this.raft.flushed);
   }
 
+  // ------------------------------------------------------------ idempotent producers
+
+  /**
+   * Hands out the next producer id of this data dir, durably (a synchronous LMDB commit): ids are
+   * never reused, even after a crash. The caller combines it with the node id (server/rpc).
+   */
+  allocateProducerId(): number {
+    this.guard();
+    let id = 0;
+    this.transaction('a producer id', () => {
+      this.writePendingInTxn();
+      id = (this.meta.get('producer_id_next') as number | undefined) ?? 0;
+      this.meta.putSync('producer_id_next', id + 1);
+    });
+    return id;
+  }
+
+  /** Makes the next producer id counter at least `floor` (a rebuilt catalog: LogStore). */
+  raiseProducerIdCounter(floor: number): void {
+    this.guard();
+    this.transaction('a producer id floor', () => {
+      this.writePendingInTxn();
+      const next = (this.meta.get('producer_id_next') as number | undefined) ?? 0;
+      if (floor > next) this.meta.putSync('producer_id_next', floor);
+    });
+  }
+
+  /** The partition's producer-state snapshot (docs/format.md), or null. Rebuildable from the segments. */
+  getProducerSnapshot(p: PartitionKey): ProducerSnapshot | null {
+    this.guard();
+    return (this.meta.get(producerSnapshotKey(p)) as ProducerSnapshot | undefined) ?? null;
+  }
+
+  /** Not waited for by the log: a lost snapshot only means a longer rescan on open. */
+  putProducerSnapshot(p: PartitionKey, s: ProducerSnapshot): Promise<boolean> {
+    this.guardWrite();
+    return this.meta.put(producerSnapshotKey(p), s);
+  }
+
   // ------------------------------------------------------------ leader epochs
 
   /** Records that `epoch` starts at `start_offset` (the first batch stamped with it). */
@@ -443,6 +493,7 @@ export class Catalog {
       }
       for (const { key } of this.tindex.getRange({ start: [p[0], p[1], TS_MIN], end: [p[0], p[1], TS_MAX] })) this.tindex.removeSync(key);
       this.raft?.removeSync([p[0], p[1]]);
+      this.meta.removeSync(producerSnapshotKey(p));
     });
     this.redropInFlight(p, () => true);
   }

@@ -8,6 +8,7 @@ import { DataDirLock } from './data-dir-lock.js';
 import { MemoryTier } from '../tier/memory-tier.js';
 import { statfsFreeBytes } from './disk-space.js';
 import { PartitionLog } from './partition-log.js';
+import { PRODUCER_ID_COUNTER_SPAN } from './producer-state.js';
 import { Slots } from '../base/slots.js';
 import { resolveTopicConfig, validateTopicName } from './topic-config.js';
 import type { EngineLogger, StoreOptions, TopicConfig, TopicHooks, TopicInfo } from './types.js';
@@ -98,6 +99,7 @@ export class LogStore {
         if (catalog.fresh) await store.restoreFromArchive();
       }
       await store.openTopics();
+      if (catalog.fresh) await store.raiseProducerIdFloor();
       // Each incarnation of a node writes with a new, larger leader epoch, so a relay that copied a
       // tail this node lost in a crash (fsync=interval|never) sees the divergence and truncates.
       store.node_epoch = catalog.maxEpoch() + 1;
@@ -288,6 +290,23 @@ export class LogStore {
     const gone = join(this.dir, `.deleted-${name}-${Date.now()}`);
     await rename(tdir, gone);
     await rm(gone, { recursive: true, force: true });
+  }
+
+  /**
+   * A rebuilt catalog has lost the producer-id counter (docs/format.md): it restarts above every
+   * producer id the segments still remember (the counter part, whatever node handed it out), so
+   * a new producer never takes the id of one whose batches a partition would match. A cluster
+   * node's partitions remember their whole local log, so all of it is read there.
+   */
+  private async raiseProducerIdFloor(): Promise<void> {
+    let floor = 0;
+    for (const t of this.topics.values()) {
+      for (const p of t.partitions) {
+        const table = await p.rebuiltProducerState(this.opts.raft ? Number.POSITIVE_INFINITY : limits.producer_state_scan_min_bytes);
+        for (const e of table.entries()) floor = Math.max(floor, (e.producer_id % PRODUCER_ID_COUNTER_SPAN) + 1);
+      }
+    }
+    if (floor > 0) this.catalog.raiseProducerIdCounter(floor);
   }
 
   listTopics(): TopicInfo[] {

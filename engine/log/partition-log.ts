@@ -45,8 +45,12 @@ import { readBatches, type RangeSource, type SelectedBatches } from './read-path
 import { readBuffers } from '../base/buffer-pool.js';
 import type { MemoryTier, PartitionTail } from '../tier/memory-tier.js';
 import type { ArchiveTier } from '../tier/archive-tier.js';
-import type { ArchivedSegment } from '../catalog/catalog.js';
+import type { ArchivedSegment, ProducerSnapshot } from '../catalog/catalog.js';
 import { planRetention } from './retention.js';
+import { ProducerStateTable, producerBatchOf, type ProducerBatch, type ProducerEntry } from './producer-state.js';
+
+/** Where an idempotent producer's batch landed: what a duplicate of it is answered with. */
+export type OffsetRange = AppendResult;
 
 export interface PartitionDeps {
   topic: string;
@@ -89,6 +93,8 @@ export interface LocalBatch {
   last_offset: number;
   leader_epoch: number;
   size_bytes: number;
+  /** The batch's idempotent producer fields (null without a producer id). */
+  producer: ProducerBatch | null;
 }
 
 /** Where a compaction can be made to stop, for crash tests: a hook that throws there stops it. */
@@ -156,6 +162,11 @@ export class PartitionLog {
   private archive_failures = 0;
   /** Raft mode: the driver produce is handed to (null: not running yet, produce is refused). */
   private replicator: PartitionReplicator | null = null;
+  /**
+   * Idempotent producers' state on a single node (null in Raft mode: the driver keeps it, since
+   * it must see proposals before they reach the log). Rebuilt from the segments on open.
+   */
+  private producers: ProducerStateTable<OffsetRange> | null;
 
   private constructor(private readonly deps: PartitionDeps) {
     this.topic = deps.topic;
@@ -164,6 +175,7 @@ export class PartitionLog {
     this.indexer = new Indexer(deps.catalog, this.key);
     this.appends = new AppendQueue((group) => this.exclusive(() => this.writeGroup(group)), () => this.closed_state === 'open');
     this.disk = new DiskGuard(deps.dir, deps.disk_free_floor_bytes, deps.free_bytes, deps.clock);
+    this.producers = deps.raft ? null : new ProducerStateTable<OffsetRange>();
   }
 
   static async open(deps: PartitionDeps): Promise<PartitionLog> {
@@ -182,6 +194,7 @@ export class PartitionLog {
     // In Raft mode nothing is known committed until the driver says so (it sets the commit point at once).
     log.hw = deps.raft ? log.logStartOffset : log.end_offset;
     log.tail = deps.memory?.register(`${deps.topic}/${deps.partition}`) ?? null;
+    if (log.producers !== null) await log.loadProducerState(log.producers);
     if (deps.config.fsync.policy === 'interval') {
       log.flush_timer = setInterval(() => void log.flush().catch(() => undefined), deps.config.fsync.interval_ms);
       log.flush_timer.unref();
@@ -263,6 +276,9 @@ export class PartitionLog {
       batches = Buffer.isBuffer(input) ? splitRecordSet(input) : input.flatMap((b) => splitRecordSet(b));
       if (batches.length === 0) throw invalidBatch('no batches to append');
       for (const b of batches) this.checkProducedBatch(b);
+      if (batches.length > 1 && batches.some((b) => producerBatchOf(b) !== null)) {
+        throw invalidBatch(`a produce with an idempotent producer's batch must carry exactly one batch (this one has ${batches.length})`);
+      }
     } catch (err) {
       return Promise.reject(err);
     }
@@ -337,6 +353,11 @@ export class PartitionLog {
     const results: AppendResult[] = [];
     let next = this.end_offset;
     const accepted: PendingAppend[] = [];
+    const replicated: Buffer[] = [];
+    // Idempotent producers: batches are checked and recorded as offsets are assigned (so a retry
+    // in the same group is seen); a failed write puts the producers' entries back.
+    const saved = new Map<number, ProducerEntry<OffsetRange> | undefined>();
+    const duplicates: Array<{ p: PendingAppend; ref: OffsetRange }> = [];
     for (const p of group) {
       const base_offset = next;
       if (p.replicated) {
@@ -348,8 +369,23 @@ export class PartitionLog {
         for (const b of p.batches) {
           next += batchLastOffsetDelta(b) + 1;
           buffers.push(b);
+          replicated.push(b);
         }
       } else {
+        const producer = this.producers !== null && p.batches.length === 1 ? producerBatchOf(p.batches[0]!) : null;
+        if (producer !== null) {
+          if (!saved.has(producer.producer_id)) saved.set(producer.producer_id, this.producers!.save(producer.producer_id));
+          try {
+            const c = this.producers!.checkAndRecord(producer, { base_offset: next, last_offset: next + batchLastOffsetDelta(p.batches[0]!) });
+            if (c.kind === 'duplicate') {
+              duplicates.push({ p, ref: c.ref });
+              continue;
+            }
+          } catch (err) {
+            p.reject(err);
+            continue;
+          }
+        }
         for (const b of p.batches) {
           stampBatch(b, 0, next, p.leader_epoch);
           next += batchLastOffsetDelta(b) + 1;
@@ -359,20 +395,112 @@ export class PartitionLog {
       accepted.push(p);
       results.push({ base_offset, last_offset: next - 1 });
     }
-    if (accepted.length === 0) return;
-    if (accepted.length < group.length) bytes = buffers.reduce((n, b) => n + b.length, 0);
-    try {
-      const fh = await seg.handle();
-      await this.small_writes.write(fh, buffers, start_position, bytes);
-      if (this.deps.config.fsync.policy === 'always') await fh.datasync();
-    } catch (err) {
-      await this.undoWrite(seg, start_position);
-      const e = (err as NodeJS.ErrnoException).code === 'ENOSPC' ? this.disk.enospc() : storageError(`appending to ${seg.path}`, err);
-      for (const p of accepted) p.reject(e);
-      return;
+    if (accepted.length > 0) {
+      if (accepted.length < group.length) bytes = buffers.reduce((n, b) => n + b.length, 0);
+      try {
+        const fh = await seg.handle();
+        await this.small_writes.write(fh, buffers, start_position, bytes);
+        if (this.deps.config.fsync.policy === 'always') await fh.datasync();
+      } catch (err) {
+        await this.undoWrite(seg, start_position);
+        for (const [id, e] of saved) this.producers!.restore(id, e);
+        const e = (err as NodeJS.ErrnoException).code === 'ENOSPC' ? this.disk.enospc() : storageError(`appending to ${seg.path}`, err);
+        for (const p of accepted) p.reject(e);
+        // A duplicate may name a batch of this very group: its producer retries.
+        for (const d of duplicates) d.p.reject(e);
+        return;
+      }
+      this.commitWrite(seg, start_position, buffers, next);
+      if (this.producers !== null) for (const b of replicated) this.replayProducer(b);
     }
-    this.commitWrite(seg, start_position, buffers, next);
     accepted.forEach((p, i) => p.resolve(results[i]!));
+    // Kafka's answer to a duplicate: the offsets the batch got the first time; nothing is written.
+    for (const d of duplicates) d.p.resolve({ base_offset: d.ref.base_offset, last_offset: d.ref.last_offset });
+  }
+
+  private replayProducer(b: Buffer): void {
+    const producer = producerBatchOf(b);
+    if (producer !== null) this.producers!.replay(producer, { base_offset: batchBaseOffset(b), last_offset: batchBaseOffset(b) + batchLastOffsetDelta(b) });
+  }
+
+  /**
+   * Open: the idempotent producers' state is the snapshot taken at the last roll or clean close
+   * (when it is still inside the local log) plus the batches after it, replayed from the segments;
+   * without a usable snapshot (catalog rebuilt, log truncated or cut by retention since) it is
+   * rebuilt from the newest segments alone (`rebuildProducerState`).
+   */
+  private async loadProducerState(table: ProducerStateTable<OffsetRange>): Promise<void> {
+    const snap = this.deps.catalog.getProducerSnapshot(this.key);
+    if (snap === null || snap.offset < this.segments[0]!.base_offset || snap.offset > this.end_offset) {
+      return this.rebuildProducerState(table, limits.producer_state_scan_min_bytes);
+    }
+    for (const p of snap.producers) {
+      for (const [first_seq, last_seq, base_offset, last_offset] of p.batches) {
+        table.replay({ producer_id: p.producer_id, producer_epoch: p.epoch, first_seq, last_seq }, { base_offset, last_offset });
+      }
+    }
+    let first = this.segments.length - 1;
+    while (first > 0 && this.segments[first]!.base_offset > snap.offset) first--;
+    await this.replaySegments(table, first, snap.offset);
+  }
+
+  /**
+   * Rebuilds the idempotent producers' state from the newest local segments: whole segments,
+   * newest first, until at least `min_bytes` are covered (always the active one), replayed in log
+   * order. A producer whose batches all lie further back is unknown afterwards, and its next batch
+   * is accepted at any sequence (Kafka's rule for a producer whose state is gone).
+   */
+  private async rebuildProducerState(table: ProducerStateTable<OffsetRange>, min_bytes: number): Promise<void> {
+    let first = this.segments.length - 1;
+    for (let covered = this.active.size_bytes; first > 0 && covered < min_bytes; ) covered += this.segments[--first]!.size_bytes;
+    await this.replaySegments(table, first, 0);
+  }
+
+  /**
+   * Replays the producer fields of every batch at or after `from_offset` in segments[first..]. A
+   * damaged batch ends the replay quietly: recovery has judged the active segment already, and a
+   * read of a damaged sealed segment reports CORRUPT_SEGMENT itself (open must not refuse a data
+   * dir that recovery accepts).
+   */
+  private async replaySegments(table: ProducerStateTable<OffsetRange>, first: number, from_offset: number): Promise<void> {
+    for (const seg of this.segments.slice(first)) {
+      if (seg.size_bytes === 0 || seg.next_offset <= from_offset) continue;
+      const r = await seg.use(this.deps.clock.now_ms(), (fh) =>
+        scanSegment(fh, seg.size_bytes, {
+          expected_offset: seg.base_offset,
+          on_batch: (b) => {
+            if (b.producer !== null && b.base_offset >= from_offset) table.replay(b.producer, { base_offset: b.base_offset, last_offset: b.last_offset });
+          },
+        }),
+      );
+      if (r.fault) return;
+      seg.verified.add(0, r.end_position);
+    }
+  }
+
+  private producerSnapshot(): ProducerSnapshot {
+    return {
+      offset: this.end_offset,
+      producers: this.producers!.entries().map((e) => ({
+        producer_id: e.producer_id,
+        epoch: e.epoch,
+        batches: e.batches.map((b): [number, number, number, number] => [b.first_seq, b.last_seq, b.ref.base_offset, b.ref.last_offset]),
+      })),
+    };
+  }
+
+  /** The idempotent producers' state (single node; null in Raft mode), for tests and tools. */
+  producerState(): ProducerStateTable<OffsetRange> | null {
+    return this.producers;
+  }
+
+  /** A table rebuilt from the segments now, as `open` would (tests compare it with the live one). */
+  rebuiltProducerState(min_bytes = limits.producer_state_scan_min_bytes): Promise<ProducerStateTable<OffsetRange>> {
+    return this.exclusive(async () => {
+      const t = new ProducerStateTable<OffsetRange>();
+      await this.rebuildProducerState(t, min_bytes);
+      return t;
+    });
   }
 
   private commitWrite(seg: Segment, start_position: number, buffers: Buffer[], next_offset: number): void {
@@ -631,6 +759,8 @@ export class PartitionLog {
     seg.sealed = true;
     seg.durable_bytes = seg.size_bytes;
     void this.deps.catalog.putSegment(this.key, seg.base_offset, seg.record());
+    // Kafka's producer snapshot at roll: a restart replays only the segments after it.
+    if (this.producers !== null) void this.deps.catalog.putProducerSnapshot(this.key, this.producerSnapshot());
     await seg.closeHandle(); // reopened read-only on next read
     await this.createSegment(this.end_offset);
   }
@@ -1100,6 +1230,7 @@ export class PartitionLog {
       }
       if (offset === this.end_offset) return;
       this.truncations++;
+      this.producers?.forget((ref) => ref.last_offset >= offset);
       this.tail?.truncateTo(offset);
       while (this.segments.length > 1 && this.active.base_offset >= offset) {
         const seg = this.segments.pop()!;
@@ -1134,6 +1265,8 @@ export class PartitionLog {
       seg.max_timestamp_ms = max_ts;
       this.end_offset = offset;
       if (this.hw > offset) this.hw = offset;
+      // A snapshot taken past the cut would vouch for batches that are gone: replace it.
+      if (this.producers !== null) void this.deps.catalog.putProducerSnapshot(this.key, this.producerSnapshot());
       this.deps.catalog.dropIndexRange(this.key, { from_offset: offset });
       this.deps.catalog.dropEpochsFrom(this.key, offset);
       let running = -1;
@@ -1156,7 +1289,7 @@ export class PartitionLog {
         await seg.use(this.deps.clock.now_ms(), async (fh) => {
           const r = await scanSegment(fh, seg.size_bytes, {
             expected_offset: seg.base_offset,
-            on_batch: (b) => fn({ base_offset: b.base_offset, last_offset: b.last_offset, leader_epoch: b.leader_epoch, size_bytes: b.size_bytes }),
+            on_batch: (b) => fn({ base_offset: b.base_offset, last_offset: b.last_offset, leader_epoch: b.leader_epoch, size_bytes: b.size_bytes, producer: b.producer }),
           });
           if (r.fault) throw corruptSegment(seg.path, r.fault.position, r.fault.reason);
           seg.verified.add(0, r.end_position);
@@ -1224,6 +1357,7 @@ export class PartitionLog {
       await (await seg.handle()).datasync();
       seg.durable_bytes = seg.size_bytes;
       await this.deps.catalog.putSegment(this.key, seg.base_offset, seg.record(true));
+      if (this.producers !== null) await this.deps.catalog.putProducerSnapshot(this.key, this.producerSnapshot());
       this.closed_state = 'closed';
       for (const s of this.segments) await s.closeHandle();
     });

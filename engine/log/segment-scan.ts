@@ -10,6 +10,7 @@ import {
   batchSizeAt,
   checkBatch,
 } from '../format/record-batch.js';
+import { producerBatchOf, type ProducerBatch } from './producer-state.js';
 
 /**
  * Sequential validation of a segment file: every batch's framing and CRC, and offset continuity.
@@ -23,6 +24,8 @@ export interface ScannedBatch {
   max_timestamp_ms: number;
   size_bytes: number;
   leader_epoch: number;
+  /** The batch's idempotent producer fields (null without a producer id). */
+  producer: ProducerBatch | null;
 }
 
 export interface ScanFault {
@@ -85,7 +88,7 @@ export async function scanSegment(
     if (base !== next_offset) return fault(pos, `batch base offset ${base}, expected ${next_offset} (offsets must be contiguous)`);
     const last = base + batchLastOffsetDelta(chunk, off);
     const ts = batchMaxTimestamp(chunk, off);
-    opts.on_batch?.({ position: pos, base_offset: base, last_offset: last, max_timestamp_ms: ts, size_bytes: size, leader_epoch: batchLeaderEpoch(chunk, off) });
+    opts.on_batch?.({ position: pos, base_offset: base, last_offset: last, max_timestamp_ms: ts, size_bytes: size, leader_epoch: batchLeaderEpoch(chunk, off), producer: producerBatchOf(chunk, off) });
     if (ts > max_ts) max_ts = ts;
     next_offset = last + 1;
     count++;

@@ -24,6 +24,8 @@ export interface ServiceContext {
   readonly logger: ServerLogger;
   /** Aborted when the server begins to stop. */
   readonly stopping: AbortSignal;
+  /** This node's id in its Raft cluster (0 on a single node): part of the producer ids it hands out. */
+  readonly node_id: number;
   /** This node's address as clients reach it (DescribeTopic's leader). */
   address(): string;
   /** The open store; throws CLOSED (UNAVAILABLE) once the server is stopping. */

@@ -184,6 +184,7 @@ export class LogServer {
       logger: this.opts.logger,
       stopping: this.stopping.signal,
       address: () => this.bound,
+      node_id: this.cluster?.node_id ?? 0,
       metrics: this.metrics,
       replay_turns: this.replay_turns,
       relay: this.relay

@@ -1,6 +1,7 @@
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { LogStore } from '../../engine/log/log-store.js';
-import { unary, type ServiceContext } from './context.js';
+import { refuseOnRelay, unary, type ServiceContext } from './context.js';
+import { allocateProducerId } from './producer-ids.js';
 import { appendRecordSet, producePipeline, produceStream } from './produce-streams.js';
 import { parseCommitOffset, parseEpochEnd, parseFetch, parseFetchCommitted, parseListOffsets, parseProduce, type ListOffsetsRequest } from './requests.js';
 import { subscribeHandler } from './subscribe.js';
@@ -38,6 +39,10 @@ export function logService(ctx: ServiceContext): UntypedServiceImplementation {
       const req = parseCommitOffset(raw);
       await ctx.store().commitGroupOffset(req.group, req.topic, req.partition, req.offset, req.metadata);
       return {};
+    }),
+    InitProducerId: unary(ctx, 'InitProducerId', () => {
+      refuseOnRelay(ctx, 'InitProducerId');
+      return allocateProducerId(ctx.store().catalog, ctx.node_id);
     }),
     FetchCommitted: unary(ctx, 'FetchCommitted', (raw) => {
       const req = parseFetchCommitted(raw);

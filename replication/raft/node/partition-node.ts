@@ -23,6 +23,7 @@ import { Prng } from '../../../engine/base/prng.js';
 import type { Catalog, PartitionKey } from '../../../engine/catalog/catalog.js';
 import { batchBaseOffset, batchLastOffsetDelta, batchLeaderEpoch, forEachBatch, stampBatch } from '../../../engine/format/record-batch.js';
 import type { PartitionLog, PartitionReplicator } from '../../../engine/log/partition-log.js';
+import { ProducerStateTable, producerBatchOf } from '../../../engine/log/producer-state.js';
 import type { AppendOptions, AppendResult } from '../../../engine/log/types.js';
 import { raftDefaults } from '../core/config.js';
 import { Raft } from '../core/raft.js';
@@ -73,6 +74,12 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
+/** Where an idempotent producer's batch is in the Raft log: a duplicate waits on that entry. */
+export interface EntryRef {
+  index: number;
+  term: number;
+}
+
 export interface ReplicaStatus {
   node_id: NodeId;
   match_index: number;
@@ -108,6 +115,13 @@ export class PartitionNode implements PartitionReplicator {
   private pending: Pending[] = [];
   /** Buffers this node proposed: stamped (offset, term) when persisted. Anything else must arrive stamped. */
   private readonly own = new WeakSet<Buffer>();
+  /**
+   * Idempotent producers' state of this node's Raft log: every entry it holds (persisted, from
+   * whichever leader) and, on a leader, its proposals not yet persisted. Checked on propose.
+   */
+  private readonly producers: ProducerStateTable<EntryRef>;
+  /** Leader: producer ids of proposals recorded in `producers` and not persisted yet, by Raft index. */
+  private readonly unpersisted = new Map<number, number>();
   private running: Promise<void> | null = null;
   private stopped = false;
   private failure: string | null = null;
@@ -124,7 +138,9 @@ export class PartitionNode implements PartitionReplicator {
     private readonly o: PartitionNodeOptions,
     private readonly index: BatchIndex,
     hs: HardState,
+    producers: ProducerStateTable<EntryRef>,
   ) {
+    this.producers = producers;
     this.topic = o.log.topic;
     this.partition = o.log.partition;
     this.key = [this.topic, this.partition];
@@ -158,7 +174,12 @@ export class PartitionNode implements PartitionReplicator {
   static async open(o: PartitionNodeOptions): Promise<PartitionNode> {
     const log = o.log;
     const index = new BatchIndex(log.logStartOffset);
-    await log.scanLocalBatches((b) => index.push({ base_offset: b.base_offset, next_offset: b.last_offset + 1, term: b.leader_epoch, size_bytes: b.size_bytes }));
+    // The same scan rebuilds the idempotent producers' state of the whole local log.
+    const producers = new ProducerStateTable<EntryRef>();
+    await log.scanLocalBatches((b) => {
+      index.push({ base_offset: b.base_offset, next_offset: b.last_offset + 1, term: b.leader_epoch, size_bytes: b.size_bytes });
+      if (b.producer !== null) producers.replay(b.producer, { index: index.lastIndex, term: b.leader_epoch });
+    });
     const key: PartitionKey = [log.topic, log.partition];
     const stored = o.catalog.getRaftState(key) ?? { term: 0, vote: NONE, commit: 0 };
     let commit = stored.commit;
@@ -169,7 +190,7 @@ export class PartitionNode implements PartitionReplicator {
       o.logger.warn({ topic: log.topic, partition: log.partition, commit, last_index: index.lastIndex }, 'raft: persisted commit index is beyond the stored log (unsynced segments lost); clamping');
       commit = index.lastIndex;
     }
-    const node = new PartitionNode(o, index, { term: stored.term, vote: stored.vote, commit });
+    const node = new PartitionNode(o, index, { term: stored.term, vote: stored.vote, commit }, producers);
     log.advanceHighWatermark(index.nextOffset(commit));
     log.setReplicator(node);
     return node;
@@ -220,6 +241,11 @@ export class PartitionNode implements PartitionReplicator {
     return this.index.lastIndex;
   }
 
+  /** The idempotent producers' state of this node's log (tests compare nodes). */
+  producerState(): ProducerStateTable<EntryRef> {
+    return this.producers;
+  }
+
   status(): PartitionRaftStatus {
     const replicas: ReplicaStatus[] = [];
     if (this.raft.role === 'leader') {
@@ -257,7 +283,10 @@ export class PartitionNode implements PartitionReplicator {
     try {
       while (!this.stopped) {
         this.feed();
-        if (!this.raft.hasReady()) break;
+        if (!this.raft.hasReady()) {
+          this.settle(); // a duplicate of a committed entry is answered without a Ready
+          break;
+        }
         const rd = this.raft.ready();
         await this.carryOut(rd);
         this.raft.advance(rd);
@@ -288,6 +317,22 @@ export class PartitionNode implements PartitionReplicator {
     if (p.batches.length > room) {
       return p.reject(new EngineError('LIMIT_EXCEEDED', `${this.topic}/${this.partition}: ${raftDefaults.uncommitted_entries_max} batches are waiting to commit; retry`, { uncommitted_entries_max: raftDefaults.uncommitted_entries_max }));
     }
+    // An idempotent producer's batch (alone in its request: PartitionLog.append) is checked against
+    // every entry of this log, proposals not yet persisted included. A duplicate is answered like
+    // the entry it repeats: with its offsets once that entry is committed (or stored, acks=leader),
+    // NOT_LEADER if another leader's log replaces it.
+    const producer = p.batches.length === 1 ? producerBatchOf(p.batches[0]!) : null;
+    if (producer !== null) {
+      try {
+        const c = this.producers.check(producer);
+        if (c.kind === 'duplicate') {
+          this.pending.push({ first: c.ref.index, last: c.ref.index, term: c.ref.term, acks: p.acks, persisted: false, resolve: p.resolve, reject: p.reject });
+          return;
+        }
+      } catch (err) {
+        return p.reject(err);
+      }
+    }
     let first = 0;
     let last = 0;
     let term = 0;
@@ -303,6 +348,10 @@ export class PartitionNode implements PartitionReplicator {
     } catch (err) {
       if (!isEngineError(err) || first !== 0) throw err; // the checks above make a later refusal impossible
       return p.reject(err);
+    }
+    if (producer !== null) {
+      this.producers.replay(producer, { index: first, term });
+      this.unpersisted.set(first, producer.producer_id);
     }
     this.pending.push({ first, last, term, acks: p.acks, persisted: false, resolve: p.resolve, reject: p.reject });
   }
@@ -359,6 +408,13 @@ export class PartitionNode implements PartitionReplicator {
   private async persistEntries(entries: readonly Entry[]): Promise<void> {
     const first = entries[0]!.index;
     assert(first >= 1 && first <= this.index.lastIndex + 1, `entries start at ${first}, the log ends at ${this.index.lastIndex}`);
+    // What this node believed about entries from `first` on (a cut suffix, or proposals the core
+    // dropped) gives way to the entries persisted now, read from their headers below. Without a
+    // cut, only proposals can be stale: just their producers are looked at (a hot path).
+    const cut = (ref: EntryRef) => ref.index >= first;
+    if (first <= this.index.lastIndex) this.producers.forget(cut);
+    else if (this.unpersisted.size > 0) this.producers.forget(cut, [...this.unpersisted].filter(([i]) => i >= first).map(([, id]) => id));
+    for (const i of [...this.unpersisted.keys()]) if (i >= first) this.unpersisted.delete(i);
     if (first <= this.index.lastIndex) {
       // A conflicting suffix (never committed: the core asserts so) goes before the new entries land.
       await this.o.log.truncateTo(this.index.nextOffset(first - 1));
@@ -392,6 +448,8 @@ export class PartitionNode implements PartitionReplicator {
         assert(batchBaseOffset(b) === next, `entry ${e.index} carries offset ${batchBaseOffset(b)}, the log ends at ${next}`);
         assert(batchLeaderEpoch(b) === e.term, `entry ${e.index} of term ${e.term} carries leader epoch ${batchLeaderEpoch(b)}`);
       }
+      const producer = producerBatchOf(b);
+      if (producer !== null) this.producers.replay(producer, { index: e.index, term: e.term });
       const next_offset = next + batchLastOffsetDelta(b) + 1;
       indexed.push({ base_offset: next, next_offset, term: e.term, size_bytes: b.length });
       chunk.push(b);

@@ -3,6 +3,7 @@ import { apiVersionsRoute } from './api-versions.js';
 import { createTopicsRoute } from './create-topics.js';
 import { fetchRoute } from './fetch.js';
 import { findCoordinatorRoute, heartbeatRoute, joinGroupRoute, leaveGroupRoute, syncGroupRoute } from './groups.js';
+import { initProducerIdRoute } from './init-producer-id.js';
 import { listOffsetsRoute } from './list-offsets.js';
 import { metadataRoute } from './metadata.js';
 import { offsetCommitRoute, offsetFetchRoute } from './offsets.js';
@@ -27,6 +28,7 @@ const ROUTES: readonly AnyRoute[] = [
   offsetCommitRoute,
   offsetFetchRoute,
   createTopicsRoute,
+  initProducerIdRoute,
 ];
 
 const BY_KEY = new Map(ROUTES.map((r) => [r.codec.key, r]));

@@ -34,4 +34,5 @@ export const ApiKey = {
   SyncGroup: 14,
   ApiVersions: 18,
   CreateTopics: 19,
+  InitProducerId: 22,
 } as const;

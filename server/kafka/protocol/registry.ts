@@ -4,6 +4,7 @@ import { createTopics } from './create-topics.js';
 import { fetch } from './fetch.js';
 import { findCoordinator } from './find-coordinator.js';
 import { heartbeat } from './heartbeat.js';
+import { initProducerId } from './init-producer-id.js';
 import { joinGroup } from './join-group.js';
 import { leaveGroup } from './leave-group.js';
 import { listOffsets } from './list-offsets.js';
@@ -14,7 +15,7 @@ import { produce } from './produce.js';
 import { syncGroup } from './sync-group.js';
 
 /** Every API the listener serves. Its versions are exactly what ApiVersions advertises. */
-export const CODECS = [produce, fetch, listOffsets, metadata, offsetCommit, offsetFetch, findCoordinator, joinGroup, heartbeat, leaveGroup, syncGroup, apiVersions, createTopics] as const;
+export const CODECS = [produce, fetch, listOffsets, metadata, offsetCommit, offsetFetch, findCoordinator, joinGroup, heartbeat, leaveGroup, syncGroup, apiVersions, createTopics, initProducerId] as const;
 
 export type AnyCodec = ApiCodec<any, any>;
 

@@ -83,6 +83,25 @@ describe('kafkajs producer and consumer against the Kafka listener', () => {
     });
   });
 
+  test('an idempotent kafkajs producer gets a producer id (InitProducerId); a batch it resends is stored once', async () => {
+    await h.store.createTopic('idem');
+    const producer = h.track(h.kafka().producer({ idempotent: true, maxInFlightRequests: 1 }));
+    await producer.connect();
+    await producer.send({ topic: 'idem', acks: -1, messages: messages(5, 'i') });
+    await producer.send({ topic: 'idem', acks: -1, messages: messages(3, 'j', 5) });
+    const log = h.store.partition('idem', 0);
+    const r = await log.read(0, 1 << 20);
+    const batches: Buffer[] = [];
+    forEachBatch(r.records, (pos, size) => batches.push(Buffer.from(r.records.subarray(pos, pos + size))));
+    const headers = batches.map((b) => readBatchHeader(b));
+    expect(headers.map((x) => [x.base_offset, x.base_sequence])).toEqual([[0, 0], [5, 5]]);
+    expect(headers[0]!.producer_id).toBeGreaterThanOrEqual(0);
+    expect(headers[1]!.producer_id).toBe(headers[0]!.producer_id);
+    // The first batch again, as a retry after a lost answer would bring it: its offsets, nothing written.
+    expect(await log.append(Buffer.from(batches[0]!))).toEqual({ base_offset: 0, last_offset: 4 });
+    expect(log.logEndOffset).toBe(8);
+  });
+
   test('records appended through PartitionLog.append are read by kafkajs identically', async () => {
     await h.store.createTopic('native', { partitions: 2 });
     const records = Array.from({ length: 30 }, (_, i) => ({ key: i % 3 === 0 ? null : `nk${i}`, value: `native-${i}`, timestamp_ms: T0 + 10 * i, headers: [{ key: 'src', value: Buffer.from('grpc') }] }));

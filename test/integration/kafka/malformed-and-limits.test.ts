@@ -38,7 +38,7 @@ describe('malformed requests close the connection with a log line', () => {
     ['a negative frame size', int32(-5), 'BAD_FRAME_SIZE'],
     ['a frame too short for a header', Buffer.concat([int32(3), Buffer.from([0, 3, 0])]), 'BAD_FRAME_SIZE'],
     ['an unknown API key', frame(99, 0, Buffer.alloc(0)), 'UNKNOWN_API_KEY'],
-    ['an API key that is not served (InitProducerId)', frame(22, 0, Buffer.alloc(8)), 'UNKNOWN_API_KEY'],
+    ['an API key that is not served (AddPartitionsToTxn)', frame(24, 0, Buffer.alloc(8)), 'UNKNOWN_API_KEY'],
     ['a version below the served range (Fetch v3)', frame(1, 3, Buffer.alloc(40)), 'UNSUPPORTED_API_VERSION'],
     ['a version above the served range (Metadata v8)', frame(3, 8, Buffer.alloc(8)), 'UNSUPPORTED_API_VERSION'],
     ['a truncated field', frame(3, 1, Buffer.from([0, 0, 0, 1, 0, 9, 0x61])), 'TRUNCATED'],

@@ -6,6 +6,7 @@ import { createTopics } from '../../../server/kafka/protocol/create-topics.js';
 import { fetch, type FetchRequest } from '../../../server/kafka/protocol/fetch.js';
 import { findCoordinator } from '../../../server/kafka/protocol/find-coordinator.js';
 import { heartbeat } from '../../../server/kafka/protocol/heartbeat.js';
+import { initProducerId } from '../../../server/kafka/protocol/init-producer-id.js';
 import { joinGroup } from '../../../server/kafka/protocol/join-group.js';
 import { leaveGroup } from '../../../server/kafka/protocol/leave-group.js';
 import { listOffsets } from '../../../server/kafka/protocol/list-offsets.js';
@@ -75,6 +76,7 @@ describe('every advertised API version through a raw client', () => {
       { api_key: 14, min_version: 0, max_version: 3 },
       { api_key: 18, min_version: 0, max_version: 2 },
       { api_key: 19, min_version: 0, max_version: 4 },
+      { api_key: 22, min_version: 0, max_version: 1 },
     ]);
     // A v3 body (flexible: compact strings and tagged fields) is not parsed at all.
     const v3_body = Buffer.from([0x05, ...Buffer.from('abcd'), 0x02, 0x31, 0x00]);
@@ -240,6 +242,24 @@ describe('every advertised API version through a raw client', () => {
       expect((await make({ name: `${name}-assigned`, num_partitions: -1, replication_factor: -1, assignments: [0, 1, 2].map((p) => ({ partition_index: p, broker_ids: [0] })) })).topics[0]!.error_code).toBe(0);
       expect(h.store.topic(`${name}-assigned`).config.partitions).toBe(3);
     }
+  });
+
+  test('InitProducerId v0-v1 hand out distinct ids; Produce then deduplicates and checks sequences; transactional ids are refused', async () => {
+    const ids: number[] = [];
+    for (const v of range(0, 1)) {
+      const r = await c.send(initProducerId, v, { transactional_id: null, transaction_timeout_ms: 60_000 });
+      expect(r).toMatchObject({ error_code: 0, producer_epoch: 0 });
+      ids.push(r.producer_id);
+    }
+    expect(new Set(ids).size).toBe(2);
+    expect((await c.send(initProducerId, 1, { transactional_id: 'tx-1', transaction_timeout_ms: 60_000 })).error_code).toBe(KafkaCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+    const batch = (seq: number) => encodeBatch([{ value: `idem-${seq}` }], { timestamp_ms: T0, producer_id: ids[0]!, producer_epoch: 0, base_sequence: seq });
+    const part = async (seq: number) => (await c.send(produce, 7, produceReq('v', 0, batch(seq), -1))).responses[0]!.partition_responses[0]!;
+    const first = await part(0);
+    expect(first.error_code).toBe(0);
+    expect(await part(0)).toMatchObject({ error_code: 0, base_offset: first.base_offset }); // a resend: the original offset
+    expect((await part(5)).error_code).toBe(KafkaCode.OUT_OF_ORDER_SEQUENCE_NUMBER);
+    expect(h.store.partition('v', 0).logEndOffset).toBe(first.base_offset + 1);
   });
 
   test('pipelined requests are answered in the order they were sent', async () => {

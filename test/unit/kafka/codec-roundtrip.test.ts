@@ -3,6 +3,7 @@ import { describe, expect, test } from 'vitest';
 import type { ApiCodec } from '../../../server/kafka/protocol/api.js';
 import { apiVersions } from '../../../server/kafka/protocol/api-versions.js';
 import { createTopics } from '../../../server/kafka/protocol/create-topics.js';
+import { initProducerId } from '../../../server/kafka/protocol/init-producer-id.js';
 import { Decoder } from '../../../server/kafka/protocol/decoder.js';
 import { Encoder } from '../../../server/kafka/protocol/encoder.js';
 import { fetch } from '../../../server/kafka/protocol/fetch.js';
@@ -127,6 +128,11 @@ const cases: Array<{ codec: ApiCodec<never, never>; req: fc.Arbitrary<unknown>; 
     codec: createTopics as never,
     req: fc.record({ topics: arr(fc.record({ name: str, num_partitions: i32, replication_factor: i16, assignments: arr(fc.record({ partition_index: i32, broker_ids: arr(i32) })), configs: arr(fc.record({ name: str, value: nstr })) })), timeout_ms: i32, validate_only: bool }),
     res: fc.record({ throttle_time_ms: i32, topics: arr(fc.record({ name: str, error_code: i16, error_message: nstr })) }),
+  },
+  {
+    codec: initProducerId as never,
+    req: fc.record({ transactional_id: nstr, transaction_timeout_ms: i32 }),
+    res: fc.record({ throttle_time_ms: i32, error_code: i16, producer_id: i64, producer_epoch: i16 }),
   },
 ];
 

@@ -1,5 +1,7 @@
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { LogStore, ManualClock, batchLeaderEpoch, forEachBatch, isEngineError, type PartitionLog } from '../../../engine/index.js';
+import { LogStore, ManualClock, batchLeaderEpoch, encodeBatch, forEachBatch, isEngineError, type PartitionLog } from '../../../engine/index.js';
+import { producerBatchOf } from '../../../engine/log/producer-state.js';
+import { noopBatch } from '../../../replication/raft/node/noop-batch.js';
 import type { Message } from '../../../replication/raft/core/types.js';
 import { PartitionNode } from '../../../replication/raft/node/partition-node.js';
 import { batchOf, readAll } from '../../support/batches.js';
@@ -241,6 +243,106 @@ describe('PartitionNode', () => {
       const end2 = net.log(leader).logEndOffset;
       await net.until('it follows on', () => net.log(follower).highWatermark === end2);
       expect(Buffer.concat(await stored(net.log(follower))).equals(Buffer.concat(await stored(net.log(leader))))).toBe(true);
+    } finally {
+      await net.closeAll();
+    }
+  });
+});
+
+/** An idempotent producer's batch; a fresh buffer per call, as a retry arrives over the wire. */
+const idem = (producer_id: number, base_sequence: number, count = 1, prefix = `p${producer_id}s${base_sequence}`) =>
+  encodeBatch(Array.from({ length: count }, (_, i) => ({ value: `${prefix}-${i}`, timestamp_ms: 1 })), { producer_id, producer_epoch: 0, base_sequence });
+
+/** Every node's producer state, with Raft indexes (the same log gives the same state). */
+const stateOf = (net: Net, id: number) => net.node(id).producerState().entries();
+
+describe('PartitionNode: idempotent producer', () => {
+  test('the leader\'s empty entry carries no producer', () => {
+    expect(producerBatchOf(noopBatch(0, 3))).toBeNull();
+  });
+
+  test('a retry is answered with the original offsets, also while the original is not committed yet; stored once everywhere', async () => {
+    const net = await Net.start();
+    try {
+      await net.until('a leader', () => net.leader() !== null);
+      const leader = net.leader()!;
+      const a = await settle(net, net.log(leader).append(idem(7, 0, 2)));
+      expect(await settle(net, net.log(leader).append(idem(7, 0, 2)))).toEqual(a);
+      // The followers are cut off: the next batch is stored on the leader only, uncommitted; its
+      // retry (and the retry of the retry) waits for the same entry.
+      const others = [1, 2, 3].filter((id) => id !== leader);
+      for (const id of others) net.cut.add(id);
+      const first = net.log(leader).append(idem(7, 2, 3));
+      const retry = net.log(leader).append(idem(7, 2, 3));
+      await net.until('the leader stored it', () => net.log(leader).logEndOffset === a.last_offset + 4);
+      const retry2 = net.log(leader).append(idem(7, 2, 3));
+      await expect(net.log(leader).append(idem(7, 9))).rejects.toMatchObject({ code: 'OUT_OF_ORDER_SEQUENCE' });
+      for (const id of others) net.cut.delete(id);
+      const [r1, r2, r3] = await settle(net, Promise.all([first, retry, retry2]));
+      expect(r2).toEqual(r1);
+      expect(r3).toEqual(r1);
+      const end = net.log(leader).logEndOffset;
+      expect(end).toBe(r1.last_offset + 1);
+      await net.until('every node has everything', () => [1, 2, 3].every((id) => net.log(id).highWatermark === end));
+      for (const id of [1, 2, 3]) {
+        expect((await readAll(net.log(id))).map((r) => r.value!.toString())).toEqual(['p7s0-0', 'p7s0-1', 'p7s2-0', 'p7s2-1', 'p7s2-2']);
+        expect(stateOf(net, id)).toEqual(stateOf(net, leader));
+      }
+    } finally {
+      await net.closeAll();
+    }
+  });
+
+  test('after failover the new leader recognises a retry of a batch the old leader committed; a restart rebuilds the same state', async () => {
+    const net = await Net.start();
+    try {
+      await net.until('a leader', () => net.leader() !== null);
+      const old = net.leader()!;
+      const acked = [];
+      for (let i = 0; i < 8; i++) acked.push(await settle(net, net.log(old).append(idem(1 + (i % 2), Math.floor(i / 2)))));
+      const end = net.log(old).logEndOffset;
+      await net.until('every node has everything', () => [1, 2, 3].every((id) => net.log(id).highWatermark === end));
+      await net.close(old, 'crash');
+      const rest = [1, 2, 3].filter((id) => id !== old);
+      await net.until('a new leader', () => net.leader(rest) !== null);
+      const fresh = net.leader(rest)!;
+      expect(await settle(net, net.log(fresh).append(idem(2, 3)))).toEqual(acked[7]);
+      expect(await settle(net, net.log(fresh).append(idem(1, 2)))).toEqual(acked[4]);
+      await settle(net, net.log(fresh).append(idem(1, 4)));
+      await net.open(old);
+      const end2 = net.log(fresh).logEndOffset;
+      await net.until('the old leader caught up', () => net.log(old).highWatermark === end2);
+      for (const id of [1, 2, 3]) expect(stateOf(net, id)).toEqual(stateOf(net, fresh));
+      expect((await readAll(net.log(old))).filter((r) => r.value!.toString() === 'p1s2-0')).toHaveLength(1);
+    } finally {
+      await net.closeAll();
+    }
+  });
+
+  test('a deposed leader\'s uncommitted batch is forgotten with its tail: the retry at the new leader is written once', async () => {
+    const net = await Net.start();
+    try {
+      await net.until('a leader', () => net.leader() !== null);
+      const old = net.leader()!;
+      await settle(net, net.log(old).append(idem(4, 0)));
+      net.cut.add(old);
+      const lost = net.log(old).append(idem(4, 1));
+      lost.catch(() => undefined);
+      const before = net.node(old).lastIndex;
+      await net.until('the old leader stored it', () => net.node(old).lastIndex > before);
+      const rest = [1, 2, 3].filter((id) => id !== old);
+      await net.until('a new leader among the others', () => net.leader(rest) !== null);
+      const fresh = net.leader(rest)!;
+      const r = await settle(net, net.log(fresh).append(idem(4, 1)));
+      net.cut.delete(old);
+      const end = net.log(fresh).logEndOffset;
+      await net.until('the old leader caught up', () => net.log(old).highWatermark === end && net.log(old).logEndOffset === end);
+      await expect(lost).rejects.toMatchObject({ code: 'NOT_LEADER' });
+      for (const id of [1, 2, 3]) {
+        expect((await readAll(net.log(id))).map((x) => x.value!.toString())).toEqual(['p4s0-0', 'p4s1-0']);
+        expect(stateOf(net, id)).toEqual(stateOf(net, fresh));
+      }
+      expect(r.base_offset).toBe((await readAll(net.log(old)))[1]!.offset);
     } finally {
       await net.closeAll();
     }

@@ -18,7 +18,7 @@ const wire = (type: string, v: object) => (LogService[type] ?? AdminService[type
 
 describe('proto codec', () => {
   test('every service method has a path, and messages round-trip with int64 as numbers and bytes as Buffers', () => {
-    expect(Object.keys(LogService).sort()).toEqual(['CommitOffset', 'EpochEnd', 'Fetch', 'FetchCommitted', 'ListOffsets', 'Produce', 'ProducePipeline', 'ProduceStream', 'Subscribe'].sort());
+    expect(Object.keys(LogService).sort()).toEqual(['CommitOffset', 'EpochEnd', 'Fetch', 'FetchCommitted', 'InitProducerId', 'ListOffsets', 'Produce', 'ProducePipeline', 'ProduceStream', 'Subscribe'].sort());
     expect(Object.keys(AdminService).sort()).toEqual(['Archive', 'Compact', 'CreateTopic', 'DeleteTopic', 'DescribeTopic', 'ListTopics']);
     expect(LogService.Subscribe!.path).toBe('/relaylog.v1.Log/Subscribe');
     const T = messageType('FetchResponse');

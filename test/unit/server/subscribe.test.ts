@@ -39,6 +39,7 @@ function context(over: Partial<typeof serverLimits>): ServiceContext {
     logger: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
     stopping: new AbortController().signal,
     address: () => 'test',
+    node_id: 0,
     relay: null,
     metrics: new ServerMetrics(() => null, () => null),
     store: () => store,
