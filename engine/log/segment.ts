@@ -146,36 +146,20 @@ export async function writeAll(fh: FileHandle, buffers: Buffer[], position: numb
  * waits for a core. A relay hop's latency was mostly that wait (docs/benchmarks.md, "Relays").
  */
 export const SYNC_WRITE_MAX_BYTES = 64 * 1024;
-/** A synchronous write slower than this may mean the kernel is throttling writers (dirty pages)... */
+/** A synchronous write slower than this means the kernel is throttling writers (dirty pages). */
 export const SYNC_WRITE_SLOW_MS = 5;
-/**
- * ...but on a busy machine a single write is also "slow" when the process lost its core in the
- * middle of it. Throttling makes every write slow, preemption only some: this many slow writes
- * within SYNC_WRITE_SLOW_WINDOW_MS send the writer to the thread pool.
- */
-export const SYNC_WRITE_SLOW_COUNT = 3;
-export const SYNC_WRITE_SLOW_WINDOW_MS = 1_000;
-/**
- * A single write this slow is not preemption (a scheduler time slice is a few ms): the writer
- * waited for the file system (an ext4 journal commit, measured at 67-103 ms for a 1 KiB append on
- * this machine while other processes fsynced heavily). One is enough to leave.
- */
-export const SYNC_WRITE_STALL_MS = 20;
-/** How long a writer stays on the thread pool after that. */
+/** After a slow synchronous write, a writer goes back to the thread pool for this long. */
 export const SYNC_WRITE_BACKOFF_MS = 10_000;
 
 /**
  * Chooses per append between a synchronous write (small appends) and the thread pool. A write the
  * kernel throttles (dirty-page writeback) would stall the whole event loop, not just this
- * partition's append, so a run of slow synchronous writes, or one that stalled, sends this writer
- * to the thread pool for SYNC_WRITE_BACKOFF_MS.
+ * partition's append, so one slow synchronous write sends this writer to the thread pool for
+ * SYNC_WRITE_BACKOFF_MS.
  */
 export class SmallWriteGate {
   private async_until_ms = 0;
-  /** End times of the recent slow synchronous writes (at most SYNC_WRITE_SLOW_COUNT). */
-  private readonly slow_at: number[] = [];
   slow_writes = 0;
-  backoffs = 0;
 
   constructor(private readonly now_ms: () => number = () => performance.now()) {}
 
@@ -189,21 +173,13 @@ export class SmallWriteGate {
     const t0 = this.now_ms();
     const written = writevSync(fh.fd, buffers, position);
     const t1 = this.now_ms();
-    if (t1 - t0 > SYNC_WRITE_SLOW_MS) this.slow(t1, t1 - t0);
+    if (t1 - t0 > SYNC_WRITE_SLOW_MS) {
+      this.slow_writes++;
+      this.async_until_ms = t1 + SYNC_WRITE_BACKOFF_MS;
+    }
     if (written === 0 && total > 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
     // A short write (a nearly full file system) finishes, or fails with its cause, the usual way.
     if (written < total) await writeAll(fh, sliceBuffers(buffers, written), position + written, total - written);
-  }
-
-  private slow(now: number, took_ms: number): void {
-    this.slow_writes++;
-    this.slow_at.push(now);
-    while (now - this.slow_at[0]! > SYNC_WRITE_SLOW_WINDOW_MS) this.slow_at.shift();
-    if (took_ms > SYNC_WRITE_STALL_MS || this.slow_at.length >= SYNC_WRITE_SLOW_COUNT) {
-      this.slow_at.length = 0;
-      this.backoffs++;
-      this.async_until_ms = now + SYNC_WRITE_BACKOFF_MS;
-    }
   }
 }
 

@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, test } from 'vitest';
-import { SmallWriteGate, SYNC_WRITE_BACKOFF_MS, SYNC_WRITE_MAX_BYTES, SYNC_WRITE_SLOW_COUNT, SYNC_WRITE_SLOW_MS, SYNC_WRITE_SLOW_WINDOW_MS, SYNC_WRITE_STALL_MS } from '../../../engine/log/segment.js';
+import { SmallWriteGate, SYNC_WRITE_BACKOFF_MS, SYNC_WRITE_MAX_BYTES, SYNC_WRITE_SLOW_MS } from '../../../engine/log/segment.js';
 import { tempDir } from '../../support/tmp.js';
 
 let tmp: ReturnType<typeof tempDir>;
@@ -40,7 +40,7 @@ test('small and large appends, through either path, land byte for byte at their 
   }
 });
 
-test('a run of slow synchronous writes sends the writer to the thread pool for the back-off; scattered ones do not', async () => {
+test('one slow synchronous write sends the writer to the thread pool for the back-off, then it comes back', async () => {
   const path = join(tmp.dir, 'seg.log');
   const fh = await open(path, 'w+');
   try {
@@ -51,47 +51,24 @@ test('a run of slow synchronous writes sends the writer to the thread pool for t
       now += step;
       return t;
     });
-    let pos = 0;
-    const expected: Buffer[] = [];
-    const write = async (took_ms: number) => {
-      const b = bytes(100, expected.length);
-      step = took_ms;
-      await gate.write(fh, [b], pos, b.length);
-      step = 0;
-      pos += b.length;
-      expected.push(b);
-    };
     expect(gate.synchronous).toBe(true);
-    await write(SYNC_WRITE_SLOW_MS / 2); // fast
+    step = SYNC_WRITE_SLOW_MS / 2; // a fast write
+    await gate.write(fh, [bytes(100, 1)], 0, 100);
+    step = 0;
+    expect(gate.synchronous).toBe(true);
     expect(gate.slow_writes).toBe(0);
 
-    // Slow writes spread wider than the window (a preempted process): still synchronous.
-    for (let i = 0; i < SYNC_WRITE_SLOW_COUNT * 2; i++) {
-      await write(SYNC_WRITE_SLOW_MS + 1);
-      now += SYNC_WRITE_SLOW_WINDOW_MS;
-    }
-    expect(gate.slow_writes).toBe(SYNC_WRITE_SLOW_COUNT * 2);
-    expect(gate.backoffs).toBe(0);
-    expect(gate.synchronous).toBe(true);
-
-    // A run of them inside the window (the kernel throttling writers): the thread pool.
-    for (let i = 0; i < SYNC_WRITE_SLOW_COUNT; i++) await write(SYNC_WRITE_SLOW_MS + 1);
-    expect(gate.backoffs).toBe(1);
+    step = SYNC_WRITE_SLOW_MS + 1; // the kernel throttled this one
+    await gate.write(fh, [bytes(100, 2)], 100, 100);
+    step = 0;
+    expect(gate.slow_writes).toBe(1);
     expect(gate.synchronous).toBe(false);
-    const slow = gate.slow_writes;
-    await write(SYNC_WRITE_SLOW_MS + 1); // through the thread pool: not timed, not counted
-    expect(gate.slow_writes).toBe(slow);
+    await gate.write(fh, [bytes(100, 3)], 200, 100); // through the thread pool meanwhile
+    expect(gate.slow_writes).toBe(1);
 
     now += SYNC_WRITE_BACKOFF_MS;
     expect(gate.synchronous).toBe(true);
-
-    // One stalled write (the file system, not the scheduler) is enough.
-    await write(SYNC_WRITE_STALL_MS + 1);
-    expect(gate.backoffs).toBe(2);
-    expect(gate.synchronous).toBe(false);
-    now += SYNC_WRITE_BACKOFF_MS;
-    expect(gate.synchronous).toBe(true);
-    expect(readFileSync(path)).toEqual(Buffer.concat(expected));
+    expect(readFileSync(path)).toEqual(Buffer.concat([bytes(100, 1), bytes(100, 2), bytes(100, 3)]));
   } finally {
     await fh.close();
   }
