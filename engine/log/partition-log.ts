@@ -40,7 +40,7 @@ import type { AppendOptions, AppendResult, PartitionStats, ReadResult, TopicConf
 import { Waiters } from './waiters.js';
 import { AppendQueue, type PendingAppend } from './append-queue.js';
 import { DiskGuard } from './disk-space.js';
-import { SmallWriteGate, writeAll } from './segment.js';
+import { writeAll } from './segment.js';
 import { readBatches, type RangeSource, type SelectedBatches } from './read-path.js';
 import { readBuffers } from '../base/buffer-pool.js';
 import type { MemoryTier, PartitionTail } from '../tier/memory-tier.js';
@@ -140,8 +140,6 @@ export class PartitionLog {
   private segments: Segment[] = [];
   private indexer: Indexer;
   private readonly appends: AppendQueue;
-  /** Small appends are written synchronously unless the kernel throttled one recently (segment.ts). */
-  private readonly small_writes = new SmallWriteGate();
   private readonly disk: DiskGuard;
   private lock_tail: Promise<unknown> = Promise.resolve();
   /** Bumped by every truncation (flush() skips its bookkeeping if one happened meanwhile). */
@@ -399,7 +397,7 @@ export class PartitionLog {
       if (accepted.length < group.length) bytes = buffers.reduce((n, b) => n + b.length, 0);
       try {
         const fh = await seg.handle();
-        await this.small_writes.write(fh, buffers, start_position, bytes);
+        await writeAll(fh, buffers, start_position, bytes);
         if (this.deps.config.fsync.policy === 'always') await fh.datasync();
       } catch (err) {
         await this.undoWrite(seg, start_position);

@@ -1,4 +1,3 @@
-import { writevSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { assert } from '../base/assert.js';
@@ -136,50 +135,6 @@ export async function writeAll(fh: FileHandle, buffers: Buffer[], position: numb
     if (bytesWritten === 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
     written += bytesWritten;
     if (written < total) bufs = sliceBuffers(buffers, written);
-  }
-}
-
-/**
- * Appends of at most this many bytes are written with a synchronous writev on the event loop
- * instead of a round trip through libuv's thread pool. A small write into the page cache takes tens
- * of microseconds; the round trip costs two thread hand-offs, and on a busy machine each hand-off
- * waits for a core. A relay hop's latency was mostly that wait (docs/benchmarks.md, "Relays").
- */
-export const SYNC_WRITE_MAX_BYTES = 64 * 1024;
-/** A synchronous write slower than this means the kernel is throttling writers (dirty pages). */
-export const SYNC_WRITE_SLOW_MS = 5;
-/** After a slow synchronous write, a writer goes back to the thread pool for this long. */
-export const SYNC_WRITE_BACKOFF_MS = 10_000;
-
-/**
- * Chooses per append between a synchronous write (small appends) and the thread pool. A write the
- * kernel throttles (dirty-page writeback) would stall the whole event loop, not just this
- * partition's append, so one slow synchronous write sends this writer to the thread pool for
- * SYNC_WRITE_BACKOFF_MS.
- */
-export class SmallWriteGate {
-  private async_until_ms = 0;
-  slow_writes = 0;
-
-  constructor(private readonly now_ms: () => number = () => performance.now()) {}
-
-  /** Whether a small write issued now would be synchronous. */
-  get synchronous(): boolean {
-    return this.now_ms() >= this.async_until_ms;
-  }
-
-  async write(fh: FileHandle, buffers: Buffer[], position: number, total: number): Promise<void> {
-    if (total > SYNC_WRITE_MAX_BYTES || this.now_ms() < this.async_until_ms) return writeAll(fh, buffers, position, total);
-    const t0 = this.now_ms();
-    const written = writevSync(fh.fd, buffers, position);
-    const t1 = this.now_ms();
-    if (t1 - t0 > SYNC_WRITE_SLOW_MS) {
-      this.slow_writes++;
-      this.async_until_ms = t1 + SYNC_WRITE_BACKOFF_MS;
-    }
-    if (written === 0 && total > 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
-    // A short write (a nearly full file system) finishes, or fails with its cause, the usual way.
-    if (written < total) await writeAll(fh, sliceBuffers(buffers, written), position + written, total - written);
   }
 }
 
