@@ -201,4 +201,9 @@ export class RelaylogSystem implements LogSystem {
   serverCpuMs(): number {
     return [this.child, ...this.peers].reduce((n, c) => n + processCpuMs(c?.pid), 0);
   }
+
+  /** HOST:PORT of the server (comma-separated for a cluster), for clients in other processes. */
+  serverAddress(): string {
+    return this.address;
+  }
 }
