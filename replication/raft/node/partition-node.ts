@@ -320,6 +320,21 @@ export class PartitionNode implements PartitionReplicator {
    * CONF_CHANGE_IN_PROGRESS while an earlier change (or this leader's first entry) is uncommitted.
    */
   async changeMembership(change: ConfChange, timeout_ms: number): Promise<ProposeResult> {
+    const deadline = Date.now() + timeout_ms;
+    for (;;) {
+      try {
+        return await this.proposeConfChange(change, deadline - Date.now());
+      } catch (err) {
+        // A new leader's first entry holds changes back until it commits (the 2015 fix, docs/raft.md):
+        // that is a moment, not someone else's change in progress, so wait for it and propose again.
+        const pending = isEngineError(err, 'CONF_CHANGE_IN_PROGRESS') ? Number(err.details['pending_index']) : 0;
+        if (!(pending > 0) || this.raft.entries(pending, pending + 1)[0]?.kind !== 'normal' || Date.now() >= deadline) throw err;
+        await this.until(() => this.raft.commitIndex >= pending || this.raft.role !== 'leader', deadline - Date.now(), () => err as Error);
+      }
+    }
+  }
+
+  private async proposeConfChange(change: ConfChange, timeout_ms: number): Promise<ProposeResult> {
     const r = await this.onCore(() => {
       if (this.raft.role !== 'leader' || this.raft.leadTransferee !== NONE) throw this.notLeader();
       try {
