@@ -420,7 +420,8 @@ export class PartitionNode implements PartitionReplicator {
     return { leader_id: lead === this.o.node_id ? NONE : lead, ...(address ? { leader: address } : {}) };
   }
 
-  private notLeader(): EngineError {
+  /** NOT_LEADER naming the leader this node knows (and its address), for a request only the leader answers. */
+  notLeader(): EngineError {
     const lead = this.raft.lead;
     const address = lead !== NONE && lead !== this.o.node_id ? this.o.address_of(lead) : '';
     const where = address ? `; its leader is node ${lead} at ${address}` : '; no leader is known yet (an election is under way): retry shortly';
