@@ -82,7 +82,7 @@ function topicCommands(cli: Command, server: () => Option): void {
 function partitionCommands(cli: Command, server: () => Option): void {
   const partition = cli.command('partition').description("a cluster partition's leadership and replica set");
   const membershipText = (what: string, m: PartitionMembership) =>
-    `${what}: leader node ${m.leader_id}${m.leader ? ` (${m.leader})` : ''}, voters ${m.voters.join(',')}${m.learners.length > 0 ? `, learners ${m.learners.join(',')}` : ''}, term ${m.raft_term}`;
+    `${what}: ${m.leader_id !== 0 ? `leader node ${m.leader_id}${m.leader ? ` (${m.leader})` : ''}` : 'leader not yet elected'}, voters ${m.voters.join(',')}${m.learners.length > 0 ? `, learners ${m.learners.join(',')}` : ''}, term ${m.raft_term}`;
   const common = (cmd: Command) =>
     cmd
       .option('--timeout <ms>', 'give up after this long (default: the server\'s, 30 s)', positiveInt('--timeout'))

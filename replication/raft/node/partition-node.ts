@@ -347,6 +347,7 @@ export class PartitionNode implements PartitionReplicator {
       }
     });
     const committed = () => {
+      // A leader that removed itself steps down once the change commits: its commit index says so.
       const term = this.raft.termAt(r.index);
       if (term !== undefined && term !== r.term) {
         throw new EngineError('NOT_LEADER', `${this.topic}/${this.partition}: the membership change at index ${r.index} was replaced by a new leader's log (it did not take effect); retry`, this.leaderDetails());

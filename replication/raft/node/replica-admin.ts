@@ -9,9 +9,12 @@
  *    log is within `promote_lag_max_entries` of the commit point, then `add_voter` (thesis §4.2.1:
  *    a new server votes only once caught up, so it cannot stall commits). Each step commits before
  *    the next; repeating the command after a failure resumes where it stopped;
- *  - remove: `remove_node`. The leader does not remove itself: it hands leadership to the most
- *    up-to-date other voter first and answers NOT_LEADER naming it, so the client's retry lands on
- *    the new leader, which removes the old one.
+ *  - remove: `remove_node`. The leader may remove itself (thesis §4.2.2): the change takes effect
+ *    when appended, the leader goes on replicating without counting itself, and steps down once it
+ *    commits; the remaining voters elect a new leader. In a two-voter group that is refused by the
+ *    core (the other voter could not be elected without it), so there the leader hands leadership
+ *    to the other voter and answers NOT_LEADER naming it: the client's retry lands on the new
+ *    leader, which removes the old one.
  */
 import { EngineError } from '../../../engine/base/errors.js';
 import type { ConfState, NodeId } from '../core/types.js';
@@ -69,7 +72,7 @@ export async function removeReplica(node: PartitionNode, id: NodeId, self: NodeI
   const conf = node.confState();
   if (!conf.voters.includes(id) && !conf.learners.includes(id)) throw new EngineError('NOT_A_REPLICA', `node ${id} is not a replica of ${where(node)} (${list(conf)})`, { node_id: id });
   if (conf.voters.length === 1 && conf.voters[0] === id) throw new EngineError('INVALID_ARGUMENT', `node ${id} is the last voter of ${where(node)}; add another replica first`, { node_id: id });
-  if (id === self && node.role === 'leader') {
+  if (id === self && conf.voters.length <= 2) {
     // Hand leadership to the most up-to-date other voter, then send the client there.
     const others = conf.voters.filter((v) => v !== self);
     const to = others.reduce((best, v) => ((node.matchIndexOf(v) ?? 0) > (node.matchIndexOf(best) ?? 0) ? v : best), others[0]!);
