@@ -19,6 +19,13 @@ describe('control batch', () => {
     expect(decodeControlBatch(b)).toEqual({ type: 0x5243, value: json });
   });
 
+  test('golden: add_learner 4 at offset 1234, term 3 (the bytes drawn in docs/format.md)', () => {
+    const golden =
+      '00000000000004d20000008000000003028a987cf3002000000000ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff00000001' +
+      '9a01000000080000524384017b2274797065223a226164645f6c6561726e6572222c226e6f64655f6964223a342c22766f74657273223a5b312c322c335d2c226c6561726e657273223a5b345d7d00';
+    expect(confChangeBatch(1234, 3, json).toString('hex')).toBe(golden);
+  });
+
   test('a membership change batch is a pure function of (offset, term, data): every replica writes the same bytes', () => {
     expect(confChangeBatch(10, 3, json).equals(confChangeBatch(10, 3, Buffer.from(json)))).toBe(true);
     expect(confChangeOfBatch(confChangeBatch(10, 3, json))!.equals(json)).toBe(true);
