@@ -104,6 +104,30 @@ function partitionCommands(cli: Command, server: () => Option): void {
     .action((topic: string, p: string, node: string, o: Opts) => run(o, `${topic}/${p}`, (c) => c.removeReplica(topic, partitionArg(p), nodeArg(node), o.timeout ?? 0)));
 }
 
+/** `relaylog node drain N`: every leadership off node N. */
+function nodeCommands(cli: Command, server: () => Option): void {
+  const node = cli.command('node').description('cluster nodes');
+  node
+    .command('drain <node>')
+    .description('move every partition leadership off a node (before maintenance); it stays a replica')
+    .option('--timeout <ms>', 'per partition (default: the server\'s, 30 s)', positiveInt('--timeout'))
+    .option('--json', 'print JSON')
+    .addOption(server())
+    .action(async (n: string, o: { server: string; timeout?: number; json?: boolean }) => {
+      const id = nodeArg(n);
+      const { drainNode } = await import('./drain.js');
+      const moves = await withClient(o.server, (c) =>
+        drainNode(c, id, o.timeout ?? 0, (m) => {
+          if (!o.json) print(m.error === undefined ? `${m.topic}/${m.partition}: leader ${m.from} -> ${m.to}` : `${m.topic}/${m.partition}: still led by ${m.from}: ${m.error}`);
+        }),
+      );
+      if (o.json) print(JSON.stringify(moves, null, 2));
+      else print(`node ${id} led ${moves.length} partition(s); ${moves.filter((m) => m.error === undefined).length} moved`);
+      const failed = moves.filter((m) => m.error !== undefined);
+      if (failed.length > 0) throw new Error(`${failed.length} partition(s) still led by node ${id}; the last error: ${failed[failed.length - 1]!.error}`);
+    });
+}
+
 const partitionArg = (v: string): number => nonNegativeInt('<partition>')(v);
 const nodeArg = (v: string): number => positiveInt('<node>')(v);
 
@@ -313,6 +337,7 @@ export function program(): Command {
   archiveCommands(cli, server);
   compactCommands(cli, server);
   partitionCommands(cli, server);
+  nodeCommands(cli, server);
   opsCommands(cli); // verify, inspect, dump, archive list (after archiveCommands: `list` is a subcommand of `archive`)
   return cli;
 }

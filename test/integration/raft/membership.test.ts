@@ -94,6 +94,14 @@ test('transfer to each node, add an empty node, remove a follower and the leader
     expect(m.voters).toEqual([...voters, follower].sort((a, b) => a - b));
     voters = m.voters;
     await producer.ackedMore(20, `acknowledged produce with node ${follower} back`);
+
+    // `node drain` moves the leadership off the current leader (it stays a replica).
+    const drained = await agreedLeader(cluster, TOPIC, 0, voters);
+    const d = await runCli(['node', 'drain', String(drained.id), '--server', cluster.node(voters.find((id) => id !== drained.id)!).address], { timeout_ms: 40_000 });
+    expect(d.stderr).toBe('');
+    expect(d.stdout).toContain(`${TOPIC}/0: leader ${drained.id} -> `);
+    expect((await agreedLeader(cluster, TOPIC, 0, voters)).id).not.toBe(drained.id);
+    await producer.ackedMore(20, `acknowledged produce after draining node ${drained.id}`);
   } catch (err) {
     throw new Error(`${(err as Error).message}\n${producer.summary()}\n${await clusterState(cluster, TOPIC, 0)}`);
   } finally {
