@@ -11,7 +11,9 @@ import { ContinuousProducer, clusterState, expectIdenticalReplicas } from './con
  * acks=all producer throughout:
  *   1. leadership is transferred to each other node in turn (the first time through the CLI);
  *   2. node 4 is added (learner, then voter), an original follower is removed, then the current
- *      leader itself, and the removed follower is added back (its old log catches up).
+ *      leader itself, and the removed follower is added back (its old log catches up);
+ *   3. `node drain` moves the leadership off the leader; a follower replica (node 4 when it is one)
+ *      is killed (-9) and restarted, and its configuration comes back from its log.
  * Afterwards every current replica holds the same bytes, every acknowledged record is there
  * exactly once and in order, every other one at most once, and a Consumer reads them all.
  */
@@ -102,6 +104,15 @@ test('transfer to each node, add an empty node, remove a follower and the leader
     expect(d.stdout).toContain(`${TOPIC}/0: leader ${drained.id} -> `);
     expect((await agreedLeader(cluster, TOPIC, 0, voters)).id).not.toBe(drained.id);
     await producer.ackedMore(20, `acknowledged produce after draining node ${drained.id}`);
+
+    // A follower replica crashes and restarts: its configuration comes back from the control batches in its log.
+    const now_leader = await agreedLeader(cluster, TOPIC, 0, voters);
+    const victim = voters.includes(4) && now_leader.id !== 4 ? 4 : voters.find((id) => id !== now_leader.id)!;
+    await cluster.stopNode(victim, 'SIGKILL');
+    await producer.ackedMore(10, `acknowledged produce with node ${victim} down`);
+    await cluster.startNode(victim);
+    expect((await partitionState(cluster.node(victim).address, TOPIC, 0)).voters).toEqual(voters);
+    await producer.ackedMore(20, `acknowledged produce after node ${victim} restarted`);
   } catch (err) {
     throw new Error(`${(err as Error).message}\n${producer.summary()}\n${await clusterState(cluster, TOPIC, 0)}`);
   } finally {
