@@ -223,7 +223,8 @@ export class PartitionNode implements PartitionReplicator {
   append(batches: Buffer[], opts: AppendOptions): Promise<AppendResult> {
     if (this.stopped) return Promise.reject(closed(`raft node of ${this.topic}/${this.partition}`));
     if (this.failure !== null) return Promise.reject(new EngineError('STORAGE_ERROR', `${this.topic}/${this.partition} stopped replicating on this node: ${this.failure}`));
-    if (this.raft.role !== 'leader') return Promise.reject(this.notLeader());
+    // A leader that removed itself leads only until that change commits: send producers on now.
+    if (this.raft.role !== 'leader' || !this.raft.confState().voters.includes(this.o.node_id)) return Promise.reject(this.notLeader());
     return new Promise((resolve, reject) => {
       this.proposals.push({ batches, acks: opts.acks ?? 'all', resolve, reject });
       this.kick();
@@ -460,6 +461,7 @@ export class PartitionNode implements PartitionReplicator {
       this.running = null;
     }
     if (this.watchers.size > 0) this.checkWatchers();
+    if (this.pending.length > 0) this.dropPendingIfRemoved();
     if (!this.stopped && this.failure === null && this.hasInput()) this.kick();
   }
 
@@ -698,6 +700,18 @@ export class PartitionNode implements PartitionReplicator {
     for (const p of this.proposals.splice(0)) p.reject(e);
     for (const p of this.pending.splice(0)) p.reject(e);
     this.dropRequests(e);
+  }
+
+  /**
+   * A node removed from the partition's voters (a leader that removed itself and stepped down) is
+   * sent nothing more, so it would never learn the fate of the proposals it still waits for: the
+   * new leader may commit them or cut them. Their producers get an ambiguous error (CLOSED, like a
+   * leader dying under them), never NOT_LEADER, which would promise that nothing was appended.
+   */
+  private dropPendingIfRemoved(): void {
+    if (this.raft.role === 'leader' || this.raft.confState().voters.includes(this.o.node_id)) return;
+    const e = new EngineError('CLOSED', `node ${this.o.node_id} was removed from the replicas of ${this.topic}/${this.partition} before it learnt whether these batches committed (they may have): check before producing them again`);
+    for (const p of this.pending.splice(0)) p.reject(e);
   }
 
   /** Transfers and membership changes queued or waiting are answered with `e`. */

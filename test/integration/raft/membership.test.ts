@@ -121,6 +121,9 @@ test('transfer to each node, add an empty node, remove a follower and the leader
   }
 
   expect(producer.acked.length).toBeGreaterThan(100);
+  // Transfers and membership changes cost no acknowledged produce; an ambiguous failure is possible
+  // only where a removed leader stepped down with batches in flight (a handful at most).
+  expect(producer.failed.size, producer.summary()).toBeLessThanOrEqual(5);
   const values = await expectIdenticalReplicas(cluster, producer, voters);
   // Every current replica agrees on the configuration, recovered from the log's control batches.
   for (const id of voters) expect((await partitionState(cluster.node(id).address, TOPIC, 0)).voters, `node ${id}`).toEqual(voters);
