@@ -52,6 +52,9 @@ export interface PartitionInfo {
   last_index?: number;
   /** On the leader: each member's progress, itself included. */
   replicas?: ReplicaProgress[];
+  /** The partition's replica set (its Raft configuration as this node has it): voters, and learners being added. */
+  voters?: number[];
+  learners?: number[];
 }
 export interface ReplicaProgress {
   node_id: number;
@@ -60,6 +63,17 @@ export interface ReplicaProgress {
   lag_entries: number;
   /** probe | replicate | self */
   state: string;
+  /** A replica being added: it receives the log but does not vote yet. */
+  learner?: boolean;
+}
+/** A partition's Raft configuration as its leader has it after a transfer or membership change. */
+export interface PartitionMembership {
+  leader_id: number;
+  /** The leader's HOST:PORT ('' if unknown). */
+  leader: string;
+  voters: number[];
+  learners: number[];
+  raft_term: number;
 }
 export interface CompactReport {
   partitions: number;
@@ -317,6 +331,32 @@ export class RelaylogClient {
   /** Uploads eligible sealed segments to the server's archive tier now, then applies retention. */
   archive(topic = ''): Promise<ArchiveReport> {
     return this.call(this.admin, 'Archive', { topic });
+  }
+
+  // ------------------------------------------------------------------ cluster: leadership and replicas
+
+  /**
+   * Moves the leadership of `topic/partition` to node `to` (a voter), answered by the leader once
+   * `to` leads (the client follows the redirect to the leader). TRANSFER_TIMEOUT if it does not
+   * happen within `timeout_ms` (default: the server's, 30 s).
+   */
+  transferLeader(topic: string, partition: number, to: number, timeout_ms = 0): Promise<PartitionMembership> {
+    return this.partitionAdmin('TransferLeader', topic, partition, to, timeout_ms);
+  }
+  /** Adds node `id` as a replica (a learner, promoted to voter once caught up); resolves once it votes. */
+  addReplica(topic: string, partition: number, id: number, timeout_ms = 0): Promise<PartitionMembership> {
+    return this.partitionAdmin('AddReplica', topic, partition, id, timeout_ms);
+  }
+  /** Removes replica `id` (the leader too: it hands leadership over, and the call follows to the new leader). */
+  removeReplica(topic: string, partition: number, id: number, timeout_ms = 0): Promise<PartitionMembership> {
+    return this.partitionAdmin('RemoveReplica', topic, partition, id, timeout_ms);
+  }
+
+  private partitionAdmin(method: string, topic: string, partition: number, node_id: number, timeout_ms: number): Promise<PartitionMembership> {
+    const req = { topic, partition, node_id, timeout_ms };
+    // The server waits up to the request's timeout (30 s by default): the deadline allows for it.
+    const extra_ms = (timeout_ms > 0 ? timeout_ms : 30_000) + 5_000;
+    return this.routed(topic, partition, (c, address) => this.call(c.admin, method, req, extra_ms, address));
   }
 
   // ------------------------------------------------------------------ log

@@ -1,3 +1,4 @@
+import { isControlBatch } from '../engine/format/control-batch.js';
 import { decodeRecords, forEachBatch, type DecodedRecord } from '../engine/format/record-batch.js';
 import type { Frame, RelaylogClient, StartPosition } from './client.js';
 import { isRetriable } from './errors.js';
@@ -65,6 +66,8 @@ export class Consumer implements AsyncIterable<DecodedRecord> {
       const out: DecodedRecord[] = [];
       let at_end = false;
       for (const batch of batchesOf(frame.records)) {
+        // Control batches are the log's own (Raft membership changes): no records for a consumer.
+        if (isControlBatch(batch)) continue;
         for (const r of decodeRecords(batch)) {
           if (r.offset < from) continue;
           if (this.o.end_offset !== undefined && r.offset >= this.o.end_offset) at_end = true;

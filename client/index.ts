@@ -5,6 +5,7 @@ export {
   type TopicDescription,
   type PartitionInfo,
   type ReplicaProgress,
+  type PartitionMembership,
   type ArchiveReport,
   type CompactReport,
   type ProduceResult,

@@ -102,7 +102,7 @@ function scenarioArb(voters: number): fc.Arbitrary<Scenario> {
   });
 }
 
-const totals = { runs: 0, ticks: 0, commits: 0, elections: 0, crashes: 0, truncations: 0, settle_ticks_max: 0 };
+const totals = { runs: 0, ticks: 0, commits: 0, elections: 0, crashes: 0, truncations: 0, conf_changes: 0, leader_removals: 0, settle_ticks_max: 0 };
 
 function check(voters: number, num_runs: number, seed_offset: number): void {
   const run_seed = seed + seed_offset;
@@ -115,6 +115,8 @@ function check(voters: number, num_runs: number, seed_offset: number): void {
     totals.elections += sim.stats.elections;
     totals.crashes += sim.stats.crashes;
     totals.truncations += sim.stats.truncations;
+    totals.conf_changes += sim.stats.conf_changes;
+    totals.leader_removals += sim.stats.leader_removals;
   });
   // Find a failure without shrinking, then shrink it under a time limit: a failing CI run reports
   // within minutes, and a passing one is never cut short.
@@ -147,5 +149,8 @@ describe(`raft simulation (SEED=${seed})`, () => {
     expect(totals.commits / totals.runs).toBeGreaterThan(3);
     expect(totals.elections).toBeGreaterThanOrEqual(totals.runs);
     expect(totals.crashes).toBeGreaterThan(0);
+    // Membership changes, the leader removing itself among them (thesis §4.2.2), are in the mix.
+    expect(totals.conf_changes).toBeGreaterThan(0);
+    expect(totals.leader_removals).toBeGreaterThan(0);
   });
 });

@@ -43,6 +43,13 @@ export const ERROR_SPECS = {
   // Idempotent producer (docs/raft.md, "Idempotent producer"). Kafka: OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH.
   OUT_OF_ORDER_SEQUENCE: { name: 'OutOfOrderSequenceError', retriable: false, grpc_status: 9, kafka_code: 45 },
   PRODUCER_FENCED: { name: 'ProducerFencedError', retriable: false, grpc_status: 9, kafka_code: 47 },
+  // Raft membership and leadership (relaylog partition transfer-leader / add-replica / remove-replica).
+  UNKNOWN_NODE: { name: 'UnknownNodeError', retriable: false, grpc_status: 5, kafka_code: 42 },
+  NOT_A_REPLICA: { name: 'NotAReplicaError', retriable: false, grpc_status: 9, kafka_code: 9 },
+  REPLICA_EXISTS: { name: 'ReplicaExistsError', retriable: false, grpc_status: 6, kafka_code: 42 },
+  CONF_CHANGE_IN_PROGRESS: { name: 'ConfChangeInProgressError', retriable: true, grpc_status: 10, kafka_code: 60 },
+  REPLICA_NOT_CAUGHT_UP: { name: 'ReplicaNotCaughtUpError', retriable: true, grpc_status: 4, kafka_code: 7 },
+  TRANSFER_TIMEOUT: { name: 'TransferTimeoutError', retriable: true, grpc_status: 4, kafka_code: 7 },
   // Archive tier (WebHDFS or a mounted directory). 7 = gRPC PERMISSION_DENIED.
   ARCHIVE_EXISTS: { name: 'ArchiveExistsError', retriable: false, grpc_status: 6, kafka_code: 56 },
   ARCHIVE_NOT_FOUND: { name: 'ArchiveNotFoundError', retriable: false, grpc_status: 5, kafka_code: 56 },

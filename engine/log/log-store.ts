@@ -245,7 +245,7 @@ export class LogStore {
    * Creates a topic. `created_ms` identifies this incarnation of the name (a relay copies its
    * upstream's, so a topic deleted and re-created upstream is recognised downstream).
    */
-  async createTopic(name: string, config: Partial<TopicConfig> = {}, opts: { created_ms?: number } = {}): Promise<TopicInfo> {
+  async createTopic(name: string, config: Partial<TopicConfig> = {}, opts: { created_ms?: number; replicas?: readonly number[] } = {}): Promise<TopicInfo> {
     this.checkOpen();
     validateTopicName(name);
     // The name is reserved before the first await: a concurrent create of the same name gets
@@ -253,7 +253,12 @@ export class LogStore {
     if (this.topics.has(name) || this.creating.has(name)) throw topicExists(name);
     this.creating.add(name);
     try {
-      const info: TopicInfo = { name, config: resolveTopicConfig(config, this.opts.topic_defaults), created_ms: opts.created_ms ?? this.opts.clock.now_ms() };
+      const info: TopicInfo = {
+        name,
+        config: resolveTopicConfig(config, this.opts.topic_defaults),
+        created_ms: opts.created_ms ?? this.opts.clock.now_ms(),
+        ...(opts.replicas ? { replicas: [...opts.replicas] } : {}),
+      };
       const tdir = join(this.dir, 'topics', name);
       await mkdir(tdir, { recursive: true });
       // topic.json appears atomically: written aside, fsynced, renamed.

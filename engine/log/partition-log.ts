@@ -1,3 +1,4 @@
+import { isControlBatch } from '../format/control-batch.js';
 import { mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { compactBatches, latestOffsets } from './compaction.js';
 import { DEFAULT_DELETE_RETENTION_MS } from './topic-config.js';
@@ -95,6 +96,8 @@ export interface LocalBatch {
   size_bytes: number;
   /** The batch's idempotent producer fields (null without a producer id). */
   producer: ProducerBatch | null;
+  /** The batch's bytes when it is a control batch (a Raft membership change), else absent. */
+  control_bytes?: Buffer;
 }
 
 /** Where a compaction can be made to stop, for crash tests: a hook that throws there stops it. */
@@ -329,6 +332,8 @@ export class PartitionLog {
     const lod = batchLastOffsetDelta(b);
     // A fresh batch spans exactly its records; anything else would burn or overlap offsets.
     if (lod !== count - 1) throw invalidBatch(`lastOffsetDelta ${lod} does not match recordCount ${count}`);
+    // Control batches are the log's own (Raft membership changes, docs/format.md): never a producer's.
+    if (isControlBatch(b)) throw invalidBatch('control batches (attributes bit 5) are written by the log itself, not by producers');
   }
 
   private async writeGroup(group: PendingAppend[]): Promise<void> {
@@ -1287,7 +1292,7 @@ export class PartitionLog {
         await seg.use(this.deps.clock.now_ms(), async (fh) => {
           const r = await scanSegment(fh, seg.size_bytes, {
             expected_offset: seg.base_offset,
-            on_batch: (b) => fn({ base_offset: b.base_offset, last_offset: b.last_offset, leader_epoch: b.leader_epoch, size_bytes: b.size_bytes, producer: b.producer }),
+            on_batch: (b) => fn({ base_offset: b.base_offset, last_offset: b.last_offset, leader_epoch: b.leader_epoch, size_bytes: b.size_bytes, producer: b.producer, ...(b.control_bytes ? { control_bytes: b.control_bytes } : {}) }),
           });
           if (r.fault) throw corruptSegment(seg.path, r.fault.position, r.fault.reason);
           seg.verified.add(0, r.end_position);

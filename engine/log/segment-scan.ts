@@ -1,3 +1,4 @@
+import { isControlBatch } from '../format/control-batch.js';
 import type { FileHandle } from 'node:fs/promises';
 import { limits } from '../base/limits.js';
 import {
@@ -26,6 +27,8 @@ export interface ScannedBatch {
   leader_epoch: number;
   /** The batch's idempotent producer fields (null without a producer id). */
   producer: ProducerBatch | null;
+  /** A copy of the batch when it is a control batch (rare: Raft membership changes), else absent. */
+  control_bytes?: Buffer;
 }
 
 export interface ScanFault {
@@ -88,7 +91,10 @@ export async function scanSegment(
     if (base !== next_offset) return fault(pos, `batch base offset ${base}, expected ${next_offset} (offsets must be contiguous)`);
     const last = base + batchLastOffsetDelta(chunk, off);
     const ts = batchMaxTimestamp(chunk, off);
-    opts.on_batch?.({ position: pos, base_offset: base, last_offset: last, max_timestamp_ms: ts, size_bytes: size, leader_epoch: batchLeaderEpoch(chunk, off), producer: producerBatchOf(chunk, off) });
+    if (opts.on_batch) {
+      const control = isControlBatch(chunk, off) ? { control_bytes: Buffer.from(chunk.subarray(off, off + size)) } : {};
+      opts.on_batch({ position: pos, base_offset: base, last_offset: last, max_timestamp_ms: ts, size_bytes: size, leader_epoch: batchLeaderEpoch(chunk, off), producer: producerBatchOf(chunk, off), ...control });
+    }
     if (ts > max_ts) max_ts = ts;
     next_offset = last + 1;
     count++;

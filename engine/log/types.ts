@@ -45,6 +45,12 @@ export interface TopicInfo {
   name: string;
   config: TopicConfig;
   created_ms: number;
+  /**
+   * Raft cluster: the node ids of every partition's initial replica set (its bootstrap
+   * configuration; membership changes in the log take over from there). Absent on a single node,
+   * and for topics created before it existed (then: every node of --peers).
+   */
+  replicas?: number[];
 }
 
 export interface AppendOptions {

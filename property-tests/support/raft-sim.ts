@@ -119,7 +119,7 @@ export class RaftSim {
   private readonly seen_entries = new Map<string, { data: Buffer; kind: Entry['kind']; prev_term: number }>();
   private proposal_seq = 0;
   private readonly trace_lines: string[] = [];
-  stats = { ticks: 0, messages: 0, elections: 0, crashes: 0, proposals_accepted: 0, truncations: 0, conf_changes: 0, transfers: 0 };
+  stats = { ticks: 0, messages: 0, elections: 0, crashes: 0, proposals_accepted: 0, truncations: 0, conf_changes: 0, transfers: 0, leader_removals: 0 };
 
   constructor(readonly opts: SimOptions) {
     this.prng = new Prng(opts.seed);
@@ -322,12 +322,15 @@ export class RaftSim {
         ? universe.filter((id) => !conf.voters.includes(id) && !conf.learners.includes(id))
         : type === 'add_voter'
           ? universe.filter((id) => !conf.voters.includes(id))
-          : [...conf.voters, ...conf.learners].filter((id) => id !== leader.id);
+          : [...conf.voters, ...conf.learners]; // the leader too: it steps down once the change commits
     const id = candidates[pick % Math.max(1, candidates.length)];
     if (id === undefined) return;
     // A node joins with an empty log and no membership; it learns both from the leader.
     if (!this.nodes.has(id)) this.createNode(id, { voters: [], learners: [] });
-    this.tryLeaderCall(leader, () => leader.core!.proposeConfChange({ type, node_id: id }));
+    if (this.tryLeaderCall(leader, () => leader.core!.proposeConfChange({ type, node_id: id }))) {
+      this.stats.conf_changes++;
+      if (id === leader.id) this.stats.leader_removals++;
+    }
     this.drain(leader);
   }
 

@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { limits } from '../../engine/base/limits.js';
-import { RelaylogClient, type TopicDescription } from '../../client/client.js';
+import { RelaylogClient, type PartitionMembership, type TopicDescription } from '../../client/client.js';
 import { collect, nonNegativeInt, parseAddress, parseConfigPairs, parseFormat, parseFrom, parseTime, positiveInt, UsageError } from './args.js';
 import { consumeRecords, type ConsumeOptions } from './consume.js';
 import { opsCommands } from './ops/commands.js';
@@ -26,9 +26,12 @@ const print = (s: string) => process.stdout.write(`${s}\n`);
 
 /** `topic describe` as text: the config on one line, then one row per partition. */
 export function describeText(t: TopicDescription): string {
-  const rows = [['partition', 'log-start', 'high-watermark', 'log-end', 'ssd-bytes', 'memory-bytes', 'archive-bytes', 'leader']];
+  // On a cluster: the replica set too (learners, being added, marked with +).
+  const cluster = t.partitions.some((p) => (p.voters ?? []).length > 0);
+  const rows = [['partition', 'log-start', 'high-watermark', 'log-end', 'ssd-bytes', 'memory-bytes', 'archive-bytes', 'leader', ...(cluster ? ['replicas'] : [])]];
   for (const p of t.partitions) {
-    rows.push([p.partition, p.log_start_offset, p.high_watermark, p.log_end_offset, p.ssd_bytes, p.memory_bytes, p.archive_bytes, p.leader].map(String));
+    const replicas = [...(p.voters ?? []).map(String), ...(p.learners ?? []).map((id) => `+${id}`)].join(',');
+    rows.push([p.partition, p.log_start_offset, p.high_watermark, p.log_end_offset, p.ssd_bytes, p.memory_bytes, p.archive_bytes, p.leader, ...(cluster ? [replicas] : [])].map(String));
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   const table = rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
@@ -75,6 +78,59 @@ function topicCommands(cli: Command, server: () => Option): void {
     });
 }
 
+/** `relaylog partition ...`: leadership and replicas of one partition of a cluster (docs/raft.md). */
+function partitionCommands(cli: Command, server: () => Option): void {
+  const partition = cli.command('partition').description("a cluster partition's leadership and replica set");
+  const membershipText = (what: string, m: PartitionMembership) =>
+    `${what}: ${m.leader_id !== 0 ? `leader node ${m.leader_id}${m.leader ? ` (${m.leader})` : ''}` : 'leader not yet elected'}, voters ${m.voters.join(',')}${m.learners.length > 0 ? `, learners ${m.learners.join(',')}` : ''}, term ${m.raft_term}`;
+  const common = (cmd: Command) =>
+    cmd
+      .option('--timeout <ms>', 'give up after this long (default: the server\'s, 30 s)', positiveInt('--timeout'))
+      .option('--json', 'print JSON')
+      .addOption(server());
+  type Opts = { server: string; timeout?: number; json?: boolean };
+  const run = async (o: Opts, what: string, fn: (c: RelaylogClient) => Promise<PartitionMembership>) => {
+    const m = await withClient(o.server, fn);
+    print(o.json ? JSON.stringify(m, null, 2) : membershipText(what, m));
+  };
+  common(partition.command('transfer-leader <topic> <partition>').description('move the leadership of a partition to another replica (answers once it leads)'))
+    .requiredOption('--to <node>', 'the node id (a voter of the partition) to lead', positiveInt('--to'))
+    .action((topic: string, p: string, o: Opts & { to: number }) =>
+      run(o, `${topic}/${p}`, (c) => c.transferLeader(topic, partitionArg(p), o.to, o.timeout ?? 0)),
+    );
+  common(partition.command('add-replica <topic> <partition> <node>').description('add a node of --peers as a replica: it copies the log as a learner, then votes once caught up'))
+    .action((topic: string, p: string, node: string, o: Opts) => run(o, `${topic}/${p}`, (c) => c.addReplica(topic, partitionArg(p), nodeArg(node), o.timeout ?? 0)));
+  common(partition.command('remove-replica <topic> <partition> <node>').description('remove a replica (the leader too: it hands leadership over first)'))
+    .action((topic: string, p: string, node: string, o: Opts) => run(o, `${topic}/${p}`, (c) => c.removeReplica(topic, partitionArg(p), nodeArg(node), o.timeout ?? 0)));
+}
+
+/** `relaylog node drain N`: every leadership off node N. */
+function nodeCommands(cli: Command, server: () => Option): void {
+  const node = cli.command('node').description('cluster nodes');
+  node
+    .command('drain <node>')
+    .description('move every partition leadership off a node (before maintenance); it stays a replica')
+    .option('--timeout <ms>', 'per partition (default: the server\'s, 30 s)', positiveInt('--timeout'))
+    .option('--json', 'print JSON')
+    .addOption(server())
+    .action(async (n: string, o: { server: string; timeout?: number; json?: boolean }) => {
+      const id = nodeArg(n);
+      const { drainNode } = await import('./drain.js');
+      const moves = await withClient(o.server, (c) =>
+        drainNode(c, id, o.timeout ?? 0, (m) => {
+          if (!o.json) print(m.error === undefined ? `${m.topic}/${m.partition}: leader ${m.from} -> ${m.to}` : `${m.topic}/${m.partition}: still led by ${m.from}: ${m.error}`);
+        }),
+      );
+      if (o.json) print(JSON.stringify(moves, null, 2));
+      else print(`node ${id} led ${moves.length} partition(s); ${moves.filter((m) => m.error === undefined).length} moved`);
+      const failed = moves.filter((m) => m.error !== undefined);
+      if (failed.length > 0) throw new Error(`${failed.length} partition(s) still led by node ${id}; the last error: ${failed[failed.length - 1]!.error}`);
+    });
+}
+
+const partitionArg = (v: string): number => nonNegativeInt('<partition>')(v);
+const nodeArg = (v: string): number => positiveInt('<node>')(v);
+
 /** The options every server process takes (`serve` and `relay`). */
 function nodeOptions(cmd: Command, archive_help: string): Command {
   return cmd
@@ -96,7 +152,8 @@ function serveCommands(cli: Command): void {
     .option('--compaction-interval <ms>', 'compact topics with cleanup.policy=compact this often (0: only on `relaylog compact`)', nonNegativeInt('--compaction-interval'), 60_000)
     // Cluster mode (docs/raft.md, "Wiring"): every partition replicated by Raft across the peers.
     .option('--node-id <n>', "this node's id in --peers (cluster mode)", positiveInt('--node-id'))
-    .option('--peers <id=host:port,...>', 'run as a Raft cluster node: every node of the cluster, this one included, e.g. 1=10.0.0.1:7450,2=10.0.0.2:7450,3=10.0.0.3:7450')
+    .option('--peers <id=host:port,...>', 'run as a Raft cluster node: the address book of every node that may host replicas, this one included, e.g. 1=10.0.0.1:7450,2=10.0.0.2:7450,3=10.0.0.3:7450')
+    .option('--replicas <id,...>', 'cluster mode: the replica set of topics created through this node (default: every node of --peers); change it per partition with `relaylog partition add-replica/remove-replica`')
     .option('--peer-dial <id=host:port,...>', 'cluster mode: connect to these peers here instead of at their --peers address (a proxy or NAT between nodes); clients are still sent to the --peers address')
     .option('--kafka-peers <id=host:port,...>', "cluster mode with --kafka-listen: each node's Kafka address, for Metadata (default: the node's --peers host with this node's Kafka port)")
     .option('--raft-tick-ms <ms>', 'cluster mode: one Raft tick (heartbeats every tick; elections after 10 to 20 ticks without a leader)', positiveInt('--raft-tick-ms'), 100)
@@ -279,6 +336,8 @@ export function program(): Command {
   dataCommands(cli, server);
   archiveCommands(cli, server);
   compactCommands(cli, server);
+  partitionCommands(cli, server);
+  nodeCommands(cli, server);
   opsCommands(cli); // verify, inspect, dump, archive list (after archiveCommands: `list` is a subcommand of `archive`)
   return cli;
 }

@@ -29,6 +29,8 @@ export interface ServeOptions {
   peers?: string;
   /** Cluster mode: `2=host:port,...`, where this node connects to a peer when that is not its --peers address. */
   peerDial?: string;
+  /** Cluster mode: `1,2,3`, the replica set of topics created on this node (default: every node of --peers). */
+  replicas?: string;
   raftTickMs?: number;
 }
 
@@ -55,6 +57,22 @@ export function parseCluster(node_id: number | undefined, peers: string | undefi
   }
   if (!map.has(node_id)) throw new UsageError(`--peers does not list this node (--node-id ${node_id})`);
   return { node_id, peers: map, ...(tick_ms !== undefined ? { tick_ms } : {}) };
+}
+
+/** `--replicas 1,2,3`: only with --peers, node ids it lists, at least one. */
+export function parseReplicas(v: string, cluster: ClusterServerOptions | undefined): number[] {
+  if (!cluster) throw new UsageError('--replicas is for cluster mode (with --node-id and --peers)');
+  const ids = v.split(',').map((p) => p.trim()).filter((p) => p !== '');
+  if (ids.length === 0) throw new UsageError('--replicas takes node ids: 1,2,3');
+  const out: number[] = [];
+  for (const p of ids) {
+    const id = Number(p);
+    if (!/^\d+$/.test(p) || !Number.isSafeInteger(id) || id < 1) throw new UsageError(`--replicas: node ids are positive integers, got ${JSON.stringify(p)}`);
+    if (!cluster.peers.has(id)) throw new UsageError(`--replicas: node ${id} is not in --peers`);
+    if (out.includes(id)) throw new UsageError(`--replicas lists node ${id} twice`);
+    out.push(id);
+  }
+  return out;
 }
 
 /** `--kafka-peers 1=host:port,...`: only with --peers, and only for nodes it lists. */
@@ -105,7 +123,8 @@ export async function serve(o: ServeOptions): Promise<void> {
   setLogger({ error: (...args: unknown[]) => logger.warn({ grpc: format(...args) }, 'grpc-js') });
   const parsed = parseCluster(o.nodeId, o.peers, o.raftTickMs);
   const dial = o.peerDial !== undefined ? parsePeerDial(o.peerDial, parsed) : undefined;
-  const cluster = parsed && dial ? { ...parsed, dial } : parsed;
+  const replicas = o.replicas !== undefined ? parseReplicas(o.replicas, parsed) : undefined;
+  const cluster = parsed ? { ...parsed, ...(dial ? { dial } : {}), ...(replicas ? { initial_replicas: replicas } : {}) } : parsed;
   if (cluster && o.relay) throw new UsageError('a relay cannot be a cluster node');
   const server = await LogServer.start({
     store: { dir: o.data, memory_tier_bytes: o.memory, archive_interval_ms: o.archiveInterval, retention_check_interval_ms: o.retentionInterval, compaction_interval_ms: o.relay ? 0 : (o.compactionInterval ?? 60_000), ...(o.archive ? { archive_url: o.archive } : {}), ...(o.diskFreeFloor !== undefined ? { disk_free_floor_bytes: o.diskFreeFloor } : {}) },

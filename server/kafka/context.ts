@@ -21,6 +21,8 @@ export interface AdvertisedNode {
 export interface KafkaClusterView {
   /** Every voter's node id (the Kafka broker ids). */
   voters(): readonly number[];
+  /** A partition's replica set (its Raft voters); absent: every node of voters(). */
+  replicasOf?(topic: string, partition: number): readonly number[];
   /** Where Kafka clients reach node `id`'s listener, or null if not known. */
   kafkaAddressOf(id: number): { host: string; port: number } | null;
   /** The partition's leader as this node knows it; 0 while unknown (an election). */

@@ -4,8 +4,9 @@ import { parseTopicConfig, topicConfigToKafka } from '../../engine/log/topic-con
 import { EngineError, invalidArgument } from '../../engine/base/errors.js';
 import { refuseOnRelay, unary, type ServiceContext } from './context.js';
 import type { RelayPartitionStatus } from '../../replication/relay/relay-runner.js';
-import { parseArchive, parseCompact, parseCreateTopic, parseEmpty, parseTopicName } from './requests.js';
+import { parseArchive, parseCompact, parseCreateTopic, parseEmpty, parsePartitionNode, parseTopicName } from './requests.js';
 import type { ClusterNode } from '../../replication/raft/node/cluster-node.js';
+import type { MembershipResult } from '../../replication/raft/node/replica-admin.js';
 
 /**
  * Topic config and, per partition, its offsets and bytes per tier, and its leader: this node on a
@@ -69,6 +70,21 @@ export function adminService(ctx: ServiceContext, cluster: ClusterNode | null = 
       }
       return ctx.store().compact(topic || undefined);
     }),
+    TransferLeader: unary(ctx, 'TransferLeader', async (raw) => {
+      const req = parsePartitionNode(raw);
+      const c = requireCluster(cluster, 'TransferLeader');
+      return membership(c, await c.transferLeader(req.topic, req.partition, req.node_id, ...timeout(req.timeout_ms)));
+    }),
+    AddReplica: unary(ctx, 'AddReplica', async (raw) => {
+      const req = parsePartitionNode(raw);
+      const c = requireCluster(cluster, 'AddReplica');
+      return membership(c, await c.addReplica(req.topic, req.partition, req.node_id, ...timeout(req.timeout_ms)));
+    }),
+    RemoveReplica: unary(ctx, 'RemoveReplica', async (raw) => {
+      const req = parsePartitionNode(raw);
+      const c = requireCluster(cluster, 'RemoveReplica');
+      return membership(c, await c.removeReplica(req.topic, req.partition, req.node_id, ...timeout(req.timeout_ms)));
+    }),
     Archive: unary(ctx, 'Archive', async (raw) => {
       const topic = parseArchive(raw);
       const store = ctx.store();
@@ -87,6 +103,17 @@ export function adminService(ctx: ServiceContext, cluster: ClusterNode | null = 
       };
     }),
   };
+}
+
+const timeout = (ms: number): [] | [number] => (ms > 0 ? [ms] : []);
+
+function requireCluster(cluster: ClusterNode | null, what: string): ClusterNode {
+  if (cluster === null) throw new EngineError('INVALID_ARGUMENT', `${what} is for cluster nodes (relaylog serve --node-id N --peers ...); this server is a single node`);
+  return cluster;
+}
+
+function membership(cluster: ClusterNode, m: MembershipResult) {
+  return { leader_id: m.leader_id, leader: m.leader_id !== 0 ? cluster.addressOf(m.leader_id) : '', voters: m.voters, learners: m.learners, raft_term: m.term };
 }
 
 const noArchive = () =>
@@ -108,12 +135,15 @@ function raftFields(cluster: ClusterNode, topic: string, partition: number) {
     raft_role: st.role,
     commit_index: st.commit_index,
     last_index: st.last_index,
+    voters: st.voters,
+    learners: st.learners,
     replicas: st.replicas.map((r) => ({
       node_id: r.node_id,
       address: cluster.addressOf(r.node_id),
       match_index: r.match_index,
       lag_entries: Math.max(0, st.last_index - r.match_index),
       state: r.state,
+      learner: r.is_learner,
     })),
   };
 }

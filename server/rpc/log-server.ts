@@ -49,6 +49,8 @@ export interface ClusterServerOptions {
   peers: ReadonlyMap<number, string>;
   /** Where this node connects to some peers, when not at their `peers` address (--peer-dial). */
   dial?: ReadonlyMap<number, string>;
+  /** The replica set of partitions of topics created on this node (--replicas; default: every peer). */
+  initial_replicas?: readonly number[];
   /** One Raft tick (default 100 ms). */
   tick_ms?: number;
   /** Election timeout in ticks (default 10). */
@@ -115,6 +117,7 @@ export class LogServer {
           node_id: c.node_id,
           peers: c.peers,
           ...(c.dial ? { dial: c.dial } : {}),
+          ...(c.initial_replicas ? { initial_replicas: c.initial_replicas } : {}),
           store,
           logger: opts.logger,
           ...(c.tick_ms !== undefined ? { tick_ms: c.tick_ms } : {}),
@@ -261,5 +264,6 @@ function kafkaClusterView(cluster: ClusterNode, opts: ServerOptions): KafkaClust
       return { host: parseListen(peer).host.replace(/^\[(.*)\]$/, '$1'), port: own_port() };
     },
     leaderOf: (topic, partition) => cluster.status(topic, partition)?.leader_id ?? 0,
+    replicasOf: (topic, partition) => cluster.status(topic, partition)?.voters ?? cluster.voters,
   };
 }

@@ -190,3 +190,22 @@ export function parseArchive(raw: unknown): string {
 export function parseCompact(raw: unknown): string {
   return str(object(raw, 'CompactRequest'), 'topic');
 }
+
+/** TransferLeader, AddReplica, RemoveReplica: one partition and one node. */
+export interface PartitionNodeRequest extends PartitionRef {
+  node_id: number;
+  /** 0 = the server's default. */
+  timeout_ms: number;
+}
+
+/** A transfer or membership change never waits longer than this (a request asking more gets this). */
+export const PARTITION_ADMIN_TIMEOUT_MAX_MS = 300_000;
+
+export function parsePartitionNode(raw: unknown): PartitionNodeRequest {
+  const r = object(raw, 'PartitionNodeRequest');
+  const node_id = int(r, 'node_id');
+  if (node_id <= 0) throw invalidArgument(`node_id must be a positive node id (as in --peers), got ${node_id}`);
+  const topic = str(r, 'topic');
+  if (topic === '') throw invalidArgument('topic is required');
+  return { topic, partition: int(r, 'partition'), node_id, timeout_ms: Math.min(nonNegative(r, 'timeout_ms'), PARTITION_ADMIN_TIMEOUT_MAX_MS) };
+}

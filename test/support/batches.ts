@@ -1,3 +1,4 @@
+import { isControlBatch } from '../../engine/format/control-batch.js';
 import { decodeRecords, encodeBatch, forEachBatch, type DecodedRecord, type RecordInput } from '../../engine/index.js';
 import { createHash } from 'node:crypto';
 import type { PartitionLog } from '../../engine/log/partition-log.js';
@@ -12,9 +13,12 @@ export function batchOf(count: number, prefix = 'r', timestamp_ms = 1_700_000_00
   return encodeBatch(records, { timestamp_ms });
 }
 
+/** The data records of a record set, as a consumer sees them: control batches (Raft membership changes) skipped. */
 export function recordsOf(records: Buffer): DecodedRecord[] {
   const out: DecodedRecord[] = [];
-  forEachBatch(records, (pos, size) => out.push(...decodeRecords(records.subarray(pos, pos + size))));
+  forEachBatch(records, (pos, size) => {
+    if (!isControlBatch(records, pos)) out.push(...decodeRecords(records.subarray(pos, pos + size)));
+  });
   return out;
 }
 

@@ -47,7 +47,11 @@ export class Leader {
     return pr && { match: pr.match, next: pr.next, state: pr.state, is_learner: pr.is_learner };
   }
 
-  /** One Progress per member, no more (after the membership changed). */
+  /**
+   * One Progress per member, no more (after the membership changed), and always one for the
+   * leader itself: a leader that removed itself keeps leading, without counting itself in any
+   * quorum, until that change commits (thesis §4.2.2).
+   */
   syncProgress(): void {
     const conf = this.ctx.membership.current();
     for (const id of [...conf.voters, ...conf.learners]) {
@@ -57,11 +61,10 @@ export class Leader {
       else pr.is_learner = is_learner;
     }
     for (const id of [...this.progress.keys()]) {
-      if (this.ctx.membership.isMember(id)) continue;
+      if (this.ctx.membership.isMember(id) || id === this.ctx.id) continue;
       this.progress.delete(id);
       if (id === this.transferee) this.transferee = NONE;
     }
-    assert(this.ctx.membership.isVoter(this.ctx.id), 'a leader removed itself from the voters');
   }
 
   /** Our own entries count toward a quorum only once durable: called after each persist. */

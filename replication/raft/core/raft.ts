@@ -235,7 +235,8 @@ export class Raft {
   private stepLeader(m: Message): void {
     switch (m.type) {
       case 'append_response':
-        return this.leader!.handleAppendResponse(m);
+        this.leader!.handleAppendResponse(m);
+        return this.maybeStepDownRemoved();
       case 'heartbeat_response':
         return this.leader!.handleHeartbeatResponse(m);
       case 'append':
@@ -454,6 +455,8 @@ export class Raft {
    * Proposes a single-server membership change (leader only). It takes effect on each node when
    * appended; only one may be uncommitted at a time, and none before an entry of this term has
    * committed (the fix for the single-server change bug found after the thesis, raft-dev 2015).
+   * The leader may remove itself: it goes on leading without counting itself in any quorum and
+   * steps down once the change commits (thesis §4.2.2).
    */
   proposeConfChange(change: ConfChange): ProposeResult {
     this.assertNoReady();
@@ -461,8 +464,11 @@ export class Raft {
     if (leader.pending_conf_index > this.log.committed) {
       throw new EngineError('LIMIT_EXCEEDED', 'a membership change is already in progress', { pending_index: leader.pending_conf_index });
     }
-    if (change.type === 'remove_node' && change.node_id === this.id) {
-      throw new EngineError('INVALID_ARGUMENT', 'the leader cannot remove itself; transfer leadership first', { node_id: this.id });
+    if (change.type === 'remove_node' && change.node_id === this.id && this.membership.current().voters.length <= 2) {
+      // With two voters the other one cannot win an election of the old configuration without us,
+      // and a restarted us, out of its own newest configuration, would never campaign: a deadlock
+      // if we crash before the change commits. Hand leadership over instead; the new leader removes us.
+      throw new EngineError('INVALID_ARGUMENT', 'the leader of a two-voter group cannot remove itself; transfer leadership first', { node_id: this.id });
     }
     const next = applyConfChange(this.membership.current(), change);
     if (typeof next === 'string') throw new EngineError('INVALID_ARGUMENT', next, { node_id: change.node_id });
@@ -540,6 +546,18 @@ export class Raft {
     const applied = rd.committed_entries_to_apply[rd.committed_entries_to_apply.length - 1];
     if (applied !== undefined) this.log.appliedTo(applied.index);
     if (last !== undefined) this.leader?.onSelfPersisted();
+    this.maybeStepDownRemoved();
+  }
+
+  /**
+   * Thesis §4.2.2: a leader that removed itself from the voters steps down once that change has
+   * committed (its last messages, which carry the commit, are already queued). It never campaigns
+   * again while the change is in its log.
+   */
+  private maybeStepDownRemoved(): void {
+    if (this.role_ !== 'leader' || this.membership.isVoter(this.id)) return;
+    if (this.log.committed < this.membership.lastChangeIndex()) return;
+    this.becomeFollower(this.term_, NONE);
   }
 
   private assertNoReady(): void {

@@ -30,6 +30,8 @@ export class BatchIndex {
   private terms = new Uint32Array(INITIAL_CAPACITY);
   private sizes = new Uint32Array(INITIAL_CAPACITY);
   private count = 0;
+  /** Membership changes (rare): Raft index -> the core's conf_change entry data (conf-batch.ts). */
+  private readonly conf = new Map<number, Buffer>();
 
   /** `start_offset`: the base offset of entry 1 (the log start offset). */
   constructor(readonly start_offset: number) {
@@ -89,6 +91,25 @@ export class BatchIndex {
   truncateAfter(last_index: number): void {
     assert(last_index >= 0 && last_index <= this.count, `cannot truncate after ${last_index} (last is ${this.count})`);
     this.count = last_index;
+    for (const i of [...this.conf.keys()]) if (i > last_index) this.conf.delete(i);
+  }
+
+  /** Entry `index` (already pushed) is a membership change with this core entry data. */
+  setConfChange(index: number, data: Buffer): void {
+    assert(index >= 1 && index <= this.count, `no entry ${index} (last is ${this.count})`);
+    this.conf.set(index, data);
+  }
+
+  /** The core's data of entry `index` if it is a membership change, else undefined. */
+  confChange(index: number): Buffer | undefined {
+    return this.conf.get(index);
+  }
+
+  /** The newest membership change at or below `index`: [its index, its data], or null. */
+  lastConfChangeAtOrBelow(index: number): [number, Buffer] | null {
+    let best: [number, Buffer] | null = null;
+    for (const [i, d] of this.conf) if (i <= index && (best === null || i > best[0])) best = [i, d];
+    return best;
   }
 
   /** The ordinal of the batch starting at `base_offset`, or 0 if no batch starts there. */
@@ -158,6 +179,12 @@ export class BatchLogStorage implements LogStorage {
       const size = this.index.sizeBytes(i);
       size_bytes += size;
       if (out.length > 0 && size_bytes > max_bytes) break;
+      const conf = this.index.confChange(i);
+      if (conf !== undefined) {
+        // The core reads a membership change's data (to apply it on append): it is kept in memory.
+        out.push({ index: i, term: this.index.term(i)!, kind: 'conf_change', data: conf });
+        continue;
+      }
       const e: Entry = { index: i, term: this.index.term(i)!, kind: 'normal', data: phantomOf(size) };
       lazy.add(e);
       out.push(e);

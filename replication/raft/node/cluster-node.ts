@@ -19,11 +19,20 @@ import type { NodeId } from '../core/types.js';
 import { decodeRaftMessage } from '../transport/codec.js';
 import { RaftTransport } from '../transport/grpc-transport.js';
 import { PartitionNode, type NodeLogger, type PartitionRaftStatus } from './partition-node.js';
+import { addReplica, removeReplica, transferLeader, type MembershipResult } from './replica-admin.js';
+
+/** Default deadline of a transfer or membership change (the request may name its own). */
+export const replica_admin_default_timeout_ms = 30_000;
 
 export interface ClusterOptions {
   node_id: NodeId;
-  /** Every node, this one included: id -> HOST:PORT as the others reach it. */
+  /**
+   * The address book: every node that may host replicas, this one included: id -> HOST:PORT as the
+   * others reach it. A partition's replicas are its Raft configuration, a subset of these.
+   */
   peers: ReadonlyMap<NodeId, string>;
+  /** The replica set of partitions of topics created on this node (default: every node of `peers`). */
+  initial_replicas?: readonly NodeId[];
   /**
    * Where this node connects to a peer when that is not its `peers` address (a proxy, a NAT). The
    * `peers` address stays the one clients are sent to.
@@ -48,6 +57,8 @@ export interface TopicReplica {
   config: Record<string, string>;
   created_ms: number;
   partitions: number;
+  /** Every partition's initial replica set; absent: every node of the address book. */
+  replicas?: number[];
 }
 
 interface TopicNodes {
@@ -56,7 +67,7 @@ interface TopicNodes {
 }
 
 export function replicaOf(info: TopicInfo): TopicReplica {
-  return { name: info.name, config: topicConfigToKafka(info.config), created_ms: info.created_ms, partitions: info.config.partitions };
+  return { name: info.name, config: topicConfigToKafka(info.config), created_ms: info.created_ms, partitions: info.config.partitions, ...(info.replicas ? { replicas: info.replicas } : {}) };
 }
 
 export class ClusterNode {
@@ -83,7 +94,14 @@ export class ClusterNode {
       dial.set(id, address);
     }
     this.transport = new RaftTransport({ node_id: o.node_id, peers: dial, logger: o.logger });
+    for (const id of o.initial_replicas ?? []) {
+      if (!o.peers.has(id)) throw new EngineError('UNKNOWN_NODE', `initial replica ${id} is not in --peers (${[...o.peers.keys()].join(', ')})`, { node_id: id });
+    }
+    this.initial_replicas = o.initial_replicas && o.initial_replicas.length > 0 ? [...o.initial_replicas].sort((a, b) => a - b) : this.voters;
   }
+
+  /** The replica set new topics get. */
+  readonly initial_replicas: NodeId[];
 
   /** Attaches a Raft driver to every partition of the store (which must be opened with `raft: true`). */
   static async open(o: ClusterOptions): Promise<ClusterNode> {
@@ -109,8 +127,13 @@ export class ClusterNode {
     this.requestTopicSync();
   }
 
+  /** Every node of the address book (--peers), sorted. */
   get voters(): NodeId[] {
     return [...this.o.peers.keys()].sort((a, b) => a - b);
+  }
+
+  isKnownNode(id: NodeId): boolean {
+    return this.o.peers.has(id);
   }
 
   addressOf(id: NodeId): string {
@@ -134,7 +157,7 @@ export class ClusterNode {
         nodes.push(
           await PartitionNode.open({
             node_id: this.node_id,
-            voters: this.voters,
+            voters: info.replicas ?? this.voters,
             log,
             catalog: this.o.store.catalog,
             logger: this.o.logger,
@@ -182,6 +205,42 @@ export class ClusterNode {
     return this.node(topic, partition)?.status() ?? null;
   }
 
+  // ---- leader transfer and membership (replica-admin.ts) -----------------------------------------
+
+  private partitionNode(topic: string, partition: number): PartitionNode {
+    const info = this.o.store.topic(topic); // UNKNOWN_TOPIC
+    if (!Number.isInteger(partition) || partition < 0 || partition >= info.config.partitions) {
+      throw new EngineError('UNKNOWN_PARTITION', `topic ${JSON.stringify(topic)} has no partition ${partition} (it has ${info.config.partitions})`, { topic, partition });
+    }
+    const n = this.node(topic, partition);
+    if (n === undefined) throw new EngineError('CLOSED', `replication of ${topic}/${partition} is not running on node ${this.node_id} yet; retry`);
+    return n;
+  }
+
+  private knownNode(id: NodeId): void {
+    if (!this.o.peers.has(id)) {
+      throw new EngineError('UNKNOWN_NODE', `node ${id} is not in this node's --peers (${this.voters.join(', ')}): start the new node and add it to every node's --peers first`, { node_id: id });
+    }
+  }
+
+  transferLeader(topic: string, partition: number, to: NodeId, timeout_ms = replica_admin_default_timeout_ms): Promise<MembershipResult> {
+    const n = this.partitionNode(topic, partition);
+    this.knownNode(to);
+    return transferLeader(n, to, timeout_ms);
+  }
+
+  addReplica(topic: string, partition: number, id: NodeId, timeout_ms = replica_admin_default_timeout_ms): Promise<MembershipResult> {
+    const n = this.partitionNode(topic, partition);
+    this.knownNode(id);
+    return addReplica(n, id, timeout_ms);
+  }
+
+  removeReplica(topic: string, partition: number, id: NodeId, timeout_ms = replica_admin_default_timeout_ms): Promise<MembershipResult> {
+    const n = this.partitionNode(topic, partition);
+    this.knownNode(id);
+    return removeReplica(n, id, this.node_id, timeout_ms, (x) => this.addressOf(x));
+  }
+
   // ---- inbound traffic ----------------------------------------------------------------------
 
   /** A frame from peer `from` (Raft.Step): each message goes to its partition's driver. */
@@ -209,7 +268,7 @@ export class ClusterNode {
    * Resolves once a majority of the nodes has the topic; the others learn it by topic sync.
    */
   async createTopic(name: string, config: Partial<TopicConfig>): Promise<TopicInfo> {
-    const info = await this.o.store.createTopic(name, config);
+    const info = await this.o.store.createTopic(name, config, { replicas: this.initial_replicas });
     const req = replicaOf(info);
     const peers = this.transport.peerIds();
     const need = quorumSize(this.voters.length);
@@ -257,7 +316,7 @@ export class ClusterNode {
         throw new EngineError('TOPIC_EXISTS', `topic ${JSON.stringify(t.name)} exists on node ${this.node_id} as another incarnation (created_ms ${have.created_ms}, not ${t.created_ms})`, { topic: t.name });
       }
       try {
-        await this.o.store.createTopic(t.name, { ...parseTopicConfig(t.config), partitions: t.partitions }, { created_ms: t.created_ms });
+        await this.o.store.createTopic(t.name, { ...parseTopicConfig(t.config), partitions: t.partitions }, { created_ms: t.created_ms, ...(t.replicas ? { replicas: t.replicas } : {}) });
         this.o.logger.info({ topic: t.name, created_ms: t.created_ms }, 'raft: topic created from a peer');
         return;
       } catch (err) {

@@ -25,10 +25,12 @@ import { batchBaseOffset, batchLastOffsetDelta, batchLeaderEpoch, forEachBatch, 
 import type { PartitionLog, PartitionReplicator } from '../../../engine/log/partition-log.js';
 import { ProducerStateTable, producerBatchOf } from '../../../engine/log/producer-state.js';
 import type { AppendOptions, AppendResult } from '../../../engine/log/types.js';
+import { decodeConfChangeEntry, type ConfChange } from '../core/conf-change.js';
 import { raftDefaults } from '../core/config.js';
 import { Raft } from '../core/raft.js';
-import { NONE, type AppendRequest, type Entry, type HardState, type Message, type NodeId, type Ready, type Role } from '../core/types.js';
-import { BatchIndex, BatchLogStorage, isLazyEntry } from './batch-index.js';
+import { NONE, type AppendRequest, type ConfState, type Entry, type HardState, type Message, type NodeId, type ProposeResult, type Ready, type Role } from '../core/types.js';
+import { BatchIndex, BatchLogStorage, isLazyEntry, type IndexedBatch } from './batch-index.js';
+import { confChangeBatch, confChangeOfBatch } from './conf-batch.js';
 import { noopBatch } from './noop-batch.js';
 
 export interface NodeLogger {
@@ -39,7 +41,10 @@ export interface NodeLogger {
 
 export interface PartitionNodeOptions {
   node_id: NodeId;
-  /** Every voter, this node included (static membership). */
+  /**
+   * The partition's initial replica set (the bootstrap configuration): in effect until the log
+   * holds a membership change, which then says who the voters and learners are.
+   */
   voters: readonly NodeId[];
   log: PartitionLog;
   catalog: Catalog;
@@ -85,6 +90,7 @@ export interface ReplicaStatus {
   match_index: number;
   next_index: number;
   state: string;
+  is_learner: boolean;
 }
 
 export interface PartitionRaftStatus {
@@ -95,6 +101,9 @@ export interface PartitionRaftStatus {
   last_index: number;
   /** On the leader only: each member's progress. */
   replicas: ReplicaStatus[];
+  /** The membership in effect on this node (the newest change in its log, committed or not). */
+  voters: NodeId[];
+  learners: NodeId[];
   failed: string | null;
 }
 
@@ -104,6 +113,15 @@ const PERSIST_RETRY_MAX_MS = 5_000;
 /** A commit index that is the only change of the hard state is stored at most this often (see carryOut). */
 const COMMIT_STORE_INTERVAL_MS = 200;
 
+/** Something waiting for the core to reach a state (a transfer done, a change committed): see `until`. */
+interface Watcher {
+  /** True: done. May throw: failed. Checked after each round of Readies and each tick. */
+  check: () => boolean;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+  timer: NodeJS.Timeout;
+}
+
 export class PartitionNode implements PartitionReplicator {
   readonly topic: string;
   readonly partition: number;
@@ -112,6 +130,9 @@ export class PartitionNode implements PartitionReplicator {
   private ticks = 0;
   private inbox: Message[] = [];
   private proposals: Proposal[] = [];
+  /** Leader requests (transfer, membership change) to run on the core between Readies. */
+  private ops: Array<{ run: () => void; reject: (e: unknown) => void }> = [];
+  private readonly watchers = new Set<Watcher>();
   private pending: Pending[] = [];
   /** Buffers this node proposed: stamped (offset, term) when persisted. Anything else must arrive stamped. */
   private readonly own = new WeakSet<Buffer>();
@@ -147,15 +168,17 @@ export class PartitionNode implements PartitionReplicator {
     this.inbox_max = o.inbox_max ?? 8192;
     this.persisted = hs;
     const storage = new BatchLogStorage(index);
+    // The membership at the commit index: the newest change at or below it, else the bootstrap
+    // configuration. The point must not be above the commit index: an uncommitted tail can still be
+    // cut, and the core would take that for undoing a committed change. The core replays the
+    // changes in [commit + 1, last] itself (BatchLogStorage hands them out with their data).
+    const committed_conf = index.lastConfChangeAtOrBelow(hs.commit);
+    const conf_state = committed_conf ? decodeConfChangeEntry(committed_conf[1]).conf_state : { voters: [...o.voters], learners: [] };
     this.raft = new Raft({
       id: o.node_id,
       storage,
       prng: new Prng(o.seed ?? (Math.random() * 2 ** 32) >>> 0),
-      conf_state: { voters: [...o.voters], learners: [] },
-      // Membership is static (no conf_change entries are ever written). The bootstrap point must not
-      // be above the commit index: an uncommitted tail can still be cut, and the core would take that
-      // for undoing a committed membership change. The replay of [commit + 1, last] reads lazy
-      // entries (no I/O) and finds nothing.
+      conf_state,
       conf_state_index: hs.commit,
       hard_state: hs,
       // Everything up to the commit index is applied: applying is moving the high watermark.
@@ -179,6 +202,9 @@ export class PartitionNode implements PartitionReplicator {
     await log.scanLocalBatches((b) => {
       index.push({ base_offset: b.base_offset, next_offset: b.last_offset + 1, term: b.leader_epoch, size_bytes: b.size_bytes });
       if (b.producer !== null) producers.replay(b.producer, { index: index.lastIndex, term: b.leader_epoch });
+      // Membership changes are control batches: the configuration is recovered from the log itself.
+      const conf = b.control_bytes ? confChangeOfBatch(b.control_bytes) : null;
+      if (conf !== null) index.setConfChange(index.lastIndex, conf);
     });
     const key: PartitionKey = [log.topic, log.partition];
     const stored = o.catalog.getRaftState(key) ?? { term: 0, vote: NONE, commit: 0 };
@@ -216,7 +242,8 @@ export class PartitionNode implements PartitionReplicator {
   append(batches: Buffer[], opts: AppendOptions): Promise<AppendResult> {
     if (this.stopped) return Promise.reject(closed(`raft node of ${this.topic}/${this.partition}`));
     if (this.failure !== null) return Promise.reject(new EngineError('STORAGE_ERROR', `${this.topic}/${this.partition} stopped replicating on this node: ${this.failure}`));
-    if (this.raft.role !== 'leader') return Promise.reject(this.notLeader());
+    // A leader that removed itself leads only until that change commits: send producers on now.
+    if (this.raft.role !== 'leader' || !this.raft.confState().voters.includes(this.o.node_id)) return Promise.reject(this.notLeader());
     return new Promise((resolve, reject) => {
       this.proposals.push({ batches, acks: opts.acks ?? 'all', resolve, reject });
       this.kick();
@@ -246,19 +273,181 @@ export class PartitionNode implements PartitionReplicator {
     return this.producers;
   }
 
-  status(): PartitionRaftStatus {
-    const replicas: ReplicaStatus[] = [];
-    if (this.raft.role === 'leader') {
-      for (const id of this.o.voters) {
-        const pr = this.raft.progressOf(id);
-        if (pr === undefined) continue;
-        replicas.push({ node_id: id, match_index: pr.match, next_index: pr.next, state: id === this.o.node_id ? 'self' : pr.state });
-      }
-    }
-    return { leader_id: this.raft.lead, term: this.raft.term, role: this.raft.role, commit_index: this.raft.commitIndex, last_index: this.index.lastIndex, replicas, failed: this.failure };
+  /** The membership in effect on this node (takes effect when appended, as Raft's single-server changes do). */
+  confState(): ConfState {
+    return this.raft.confState();
   }
 
-  private notLeader(): EngineError {
+  /** Leader only: what it knows of member `id`'s log (undefined elsewhere or for a non-member). */
+  matchIndexOf(id: NodeId): number | undefined {
+    return this.raft.progressOf(id)?.match;
+  }
+
+  status(): PartitionRaftStatus {
+    const replicas: ReplicaStatus[] = [];
+    const conf = this.raft.confState();
+    if (this.raft.role === 'leader') {
+      for (const id of [...conf.voters, ...conf.learners]) {
+        const pr = this.raft.progressOf(id);
+        if (pr === undefined) continue;
+        replicas.push({ node_id: id, match_index: pr.match, next_index: pr.next, state: id === this.o.node_id ? 'self' : pr.state, is_learner: pr.is_learner });
+      }
+    }
+    return {
+      leader_id: this.raft.lead,
+      term: this.raft.term,
+      role: this.raft.role,
+      commit_index: this.raft.commitIndex,
+      last_index: this.index.lastIndex,
+      replicas,
+      voters: [...conf.voters].sort((a, b) => a - b),
+      learners: [...conf.learners].sort((a, b) => a - b),
+      failed: this.failure,
+    };
+  }
+
+  // ---- leader requests: transfer and membership (replica-admin.ts builds the operator's commands on these)
+
+  /**
+   * Hands leadership to voter `to` (thesis §3.10: the core catches it up, then sends TimeoutNow).
+   * Resolves once this node has heard from `to` as leader; an attempt the core abandons (one
+   * election timeout) is retried until `timeout_ms`, then TRANSFER_TIMEOUT.
+   */
+  async transferLeadership(to: NodeId, timeout_ms: number): Promise<void> {
+    const deadline = Date.now() + timeout_ms;
+    if (to === this.o.node_id && this.raft.role === 'leader') return;
+    for (;;) {
+      await this.onCore(() => {
+        if (this.raft.role !== 'leader') throw this.notLeader();
+        if (!this.raft.confState().voters.includes(to)) throw new EngineError('NOT_A_REPLICA', `node ${to} is not a voter of ${this.topic}/${this.partition} (voters: ${this.raft.confState().voters.join(', ')}); only a voter can lead`, { node_id: to });
+        this.raft.transferLeadership(to);
+      });
+      const outcome = () => this.raft.lead === to || (this.raft.role !== 'leader' && this.raft.lead !== NONE) || (this.raft.role === 'leader' && this.raft.leadTransferee === NONE);
+      await this.until(outcome, deadline - Date.now(), () => this.transferTimeout(to, timeout_ms));
+      if (this.raft.lead === to) return;
+      if (this.raft.role !== 'leader') throw this.notLeader(); // an election elsewhere got there first
+      if (Date.now() >= deadline) throw this.transferTimeout(to, timeout_ms);
+      // The core abandoned the attempt (the target did not catch up or win in time): try again.
+    }
+  }
+
+  private transferTimeout(to: NodeId, timeout_ms: number): EngineError {
+    const match = this.raft.progressOf(to)?.match ?? 0;
+    return new EngineError(
+      'TRANSFER_TIMEOUT',
+      `leadership of ${this.topic}/${this.partition} did not move to node ${to} within ${timeout_ms} ms (node ${to} holds ${match} of ${this.raft.lastIndex()} entries; is it up?); node ${this.o.node_id} still leads: retry, or pick another node`,
+      { node_id: to, match_index: match, last_index: this.raft.lastIndex() },
+    );
+  }
+
+  /**
+   * Proposes a single-server membership change and resolves once it is committed. Refused with
+   * CONF_CHANGE_IN_PROGRESS while an earlier change (or this leader's first entry) is uncommitted.
+   */
+  async changeMembership(change: ConfChange, timeout_ms: number): Promise<ProposeResult> {
+    const deadline = Date.now() + timeout_ms;
+    for (;;) {
+      try {
+        return await this.proposeConfChange(change, deadline - Date.now());
+      } catch (err) {
+        // A new leader's first entry holds changes back until it commits (the 2015 fix, docs/raft.md):
+        // that is a moment, not someone else's change in progress, so wait for it and propose again.
+        const pending = isEngineError(err, 'CONF_CHANGE_IN_PROGRESS') ? Number(err.details['pending_index']) : 0;
+        if (!(pending > 0) || this.raft.entries(pending, pending + 1)[0]?.kind !== 'normal' || Date.now() >= deadline) throw err;
+        await this.until(() => this.raft.commitIndex >= pending || this.raft.role !== 'leader', deadline - Date.now(), () => err as Error);
+      }
+    }
+  }
+
+  private async proposeConfChange(change: ConfChange, timeout_ms: number): Promise<ProposeResult> {
+    const r = await this.onCore(() => {
+      if (this.raft.role !== 'leader' || this.raft.leadTransferee !== NONE) throw this.notLeader();
+      try {
+        return this.raft.proposeConfChange(change);
+      } catch (err) {
+        if (isEngineError(err, 'LIMIT_EXCEEDED') && err.details['pending_index'] !== undefined) {
+          throw new EngineError('CONF_CHANGE_IN_PROGRESS', `${this.topic}/${this.partition}: a membership change (or the new leader's first entry) at index ${String(err.details['pending_index'])} is not committed yet; retry when it is`, { pending_index: err.details['pending_index'] });
+        }
+        throw err;
+      }
+    });
+    const committed = () => {
+      // A leader that removed itself steps down once the change commits: its commit index says so.
+      const term = this.raft.termAt(r.index);
+      if (term !== undefined && term !== r.term) {
+        throw new EngineError('NOT_LEADER', `${this.topic}/${this.partition}: the membership change at index ${r.index} was replaced by a new leader's log (it did not take effect); retry`, this.leaderDetails());
+      }
+      return this.raft.commitIndex >= r.index && term === r.term;
+    };
+    await this.until(committed, timeout_ms, () => new EngineError('CONF_CHANGE_IN_PROGRESS', `${this.topic}/${this.partition}: the membership change ${change.type} ${change.node_id} (index ${r.index}) did not commit within ${timeout_ms} ms (is a majority of the new voters up?); it may still commit: check \`relaylog topic describe\``, { pending_index: r.index }));
+    return r;
+  }
+
+  /** Resolves when `check()` holds (checked now, after each round of Readies and each tick); `timeout()` after timeout_ms. */
+  until(check: () => boolean, timeout_ms: number, timeout: () => Error): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.stopped) return reject(closed(`raft node of ${this.topic}/${this.partition}`));
+      try {
+        if (check()) return resolve();
+      } catch (err) {
+        return reject(err);
+      }
+      const w: Watcher = {
+        check,
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.watchers.delete(w);
+          reject(timeout());
+        }, Math.max(0, timeout_ms)),
+      };
+      this.watchers.add(w);
+    });
+  }
+
+  private checkWatchers(): void {
+    for (const w of this.watchers) {
+      let done: boolean;
+      try {
+        done = w.check();
+      } catch (err) {
+        this.watchers.delete(w);
+        clearTimeout(w.timer);
+        w.reject(err);
+        continue;
+      }
+      if (!done) continue;
+      this.watchers.delete(w);
+      clearTimeout(w.timer);
+      w.resolve();
+    }
+  }
+
+  /** Runs `fn` on the core between Readies (never between ready() and advance()). */
+  private onCore<T>(fn: () => T): Promise<T> {
+    if (this.stopped) return Promise.reject(closed(`raft node of ${this.topic}/${this.partition}`));
+    if (this.failure !== null) return Promise.reject(new EngineError('STORAGE_ERROR', `${this.topic}/${this.partition} stopped replicating on this node: ${this.failure}`));
+    return new Promise<T>((resolve, reject) => {
+      const run = () => {
+        try {
+          resolve(fn());
+        } catch (err) {
+          reject(err);
+        }
+      };
+      this.ops.push({ run, reject });
+      this.kick();
+    });
+  }
+
+  private leaderDetails(): Record<string, unknown> {
+    const lead = this.raft.lead;
+    const address = lead !== NONE && lead !== this.o.node_id ? this.o.address_of(lead) : '';
+    return { leader_id: lead === this.o.node_id ? NONE : lead, ...(address ? { leader: address } : {}) };
+  }
+
+  /** NOT_LEADER naming the leader this node knows (and its address), for a request only the leader answers. */
+  notLeader(): EngineError {
     const lead = this.raft.lead;
     const address = lead !== NONE && lead !== this.o.node_id ? this.o.address_of(lead) : '';
     const where = address ? `; its leader is node ${lead} at ${address}` : '; no leader is known yet (an election is under way): retry shortly';
@@ -276,7 +465,7 @@ export class PartitionNode implements PartitionReplicator {
   }
 
   private hasInput(): boolean {
-    return this.ticks > 0 || this.inbox.length > 0 || this.proposals.length > 0;
+    return this.ticks > 0 || this.inbox.length > 0 || this.proposals.length > 0 || this.ops.length > 0;
   }
 
   private async run(): Promise<void> {
@@ -298,6 +487,8 @@ export class PartitionNode implements PartitionReplicator {
     } finally {
       this.running = null;
     }
+    if (this.watchers.size > 0) this.checkWatchers();
+    if (this.pending.length > 0) this.dropPendingIfRemoved();
     if (!this.stopped && this.failure === null && this.hasInput()) this.kick();
   }
 
@@ -306,6 +497,9 @@ export class PartitionNode implements PartitionReplicator {
     const inbox = this.inbox;
     this.inbox = [];
     for (const m of inbox) this.raft.step(m);
+    const ops = this.ops;
+    this.ops = [];
+    for (const op of ops) op.run();
     const proposals = this.proposals;
     this.proposals = [];
     for (const p of proposals) this.propose(p);
@@ -423,20 +617,26 @@ export class PartitionNode implements PartitionReplicator {
     let next = this.index.endOffset;
     let chunk: Buffer[] = [];
     let chunk_bytes = 0;
-    const indexed: Array<{ base_offset: number; next_offset: number; term: number; size_bytes: number }> = [];
+    const indexed: Array<IndexedBatch & { conf?: Buffer }> = [];
     const flush = async () => {
       if (chunk.length === 0) return;
       await this.o.log.appendReplicated(chunk);
-      for (const b of indexed) this.index.push(b);
+      for (const b of indexed) {
+        this.index.push(b);
+        if (b.conf) this.index.setConfChange(this.index.lastIndex, b.conf);
+      }
       chunk = [];
       chunk_bytes = 0;
       indexed.length = 0;
     };
     for (const e of entries) {
-      assert(e.kind === 'normal', 'membership is static: no conf_change entries');
       assert(!isLazyEntry(e), `entry ${e.index} to persist has no bytes`);
       let b: Buffer;
-      if (e.data.length === 0) {
+      if (e.kind === 'conf_change') {
+        // A membership change travels as the core's data and is stored as a control batch that every
+        // replica builds alike from (offset, term, data): the same bytes everywhere (conf-batch.ts).
+        b = confChangeBatch(next, e.term, e.data);
+      } else if (e.data.length === 0) {
         b = noopBatch(next, e.term);
       } else if (this.own.has(e.data)) {
         // Our own proposal: the log assigns its offset and stamps the term, in place (outside the CRC).
@@ -451,7 +651,7 @@ export class PartitionNode implements PartitionReplicator {
       const producer = producerBatchOf(b);
       if (producer !== null) this.producers.replay(producer, { index: e.index, term: e.term });
       const next_offset = next + batchLastOffsetDelta(b) + 1;
-      indexed.push({ base_offset: next, next_offset, term: e.term, size_bytes: b.length });
+      indexed.push({ base_offset: next, next_offset, term: e.term, size_bytes: b.length, ...(e.kind === 'conf_change' ? { conf: e.data } : {}) });
       chunk.push(b);
       chunk_bytes += b.length;
       next = next_offset;
@@ -482,6 +682,8 @@ export class PartitionNode implements PartitionReplicator {
 
   /** True when `e.data` already is the stored batch of entry e (our own proposals, stamped in place). */
   private holdsBytes(e: Entry): boolean {
+    // A membership change leaves with the core's data (the follower builds the same control batch).
+    if (e.kind === 'conf_change') return !isLazyEntry(e);
     if (isLazyEntry(e) || e.data.length < 61 || e.index > this.index.lastIndex) return false;
     return this.index.term(e.index) === e.term && batchBaseOffset(e.data) === this.index.baseOffset(e.index) && batchLeaderEpoch(e.data) === e.term && e.data.length === this.index.sizeBytes(e.index);
   }
@@ -508,6 +710,12 @@ export class PartitionNode implements PartitionReplicator {
     return m.entries.map((e, i) => {
       const b = batches[i]!;
       assert(batchBaseOffset(b) === this.index.baseOffset(e.index) && batchLeaderEpoch(b) === e.term && b.length === this.index.sizeBytes(e.index), `stored batch of entry ${e.index} does not match the index`);
+      if (e.kind === 'conf_change') {
+        // Pair assertion with persistEntries: the stored control batch holds exactly this change.
+        const stored = confChangeOfBatch(b);
+        assert(stored !== null && stored.equals(e.data), `stored batch of entry ${e.index} is not its membership change`);
+        return e;
+      }
       return { index: e.index, term: e.term, kind: e.kind, data: b };
     });
   }
@@ -547,6 +755,29 @@ export class PartitionNode implements PartitionReplicator {
     const e = new EngineError('STORAGE_ERROR', `${this.topic}/${this.partition} stopped replicating on this node: ${why}`);
     for (const p of this.proposals.splice(0)) p.reject(e);
     for (const p of this.pending.splice(0)) p.reject(e);
+    this.dropRequests(e);
+  }
+
+  /**
+   * A node removed from the partition's voters (a leader that removed itself and stepped down) is
+   * sent nothing more, so it would never learn the fate of the proposals it still waits for: the
+   * new leader may commit them or cut them. Their producers get an ambiguous error (CLOSED, like a
+   * leader dying under them), never NOT_LEADER, which would promise that nothing was appended.
+   */
+  private dropPendingIfRemoved(): void {
+    if (this.raft.role === 'leader' || this.raft.confState().voters.includes(this.o.node_id)) return;
+    const e = new EngineError('CLOSED', `node ${this.o.node_id} was removed from the replicas of ${this.topic}/${this.partition} before it learnt whether these batches committed (they may have): check before producing them again`);
+    for (const p of this.pending.splice(0)) p.reject(e);
+  }
+
+  /** Transfers and membership changes queued or waiting are answered with `e`. */
+  private dropRequests(e: unknown): void {
+    for (const op of this.ops.splice(0)) op.reject(e);
+    for (const w of this.watchers) {
+      clearTimeout(w.timer);
+      w.reject(e);
+    }
+    this.watchers.clear();
   }
 
   /** Stops the loop (waiting for a Ready under way), refuses what is queued, detaches from the log. */
@@ -574,6 +805,7 @@ export class PartitionNode implements PartitionReplicator {
     const e = closed(`raft node of ${this.topic}/${this.partition}`);
     for (const p of this.proposals.splice(0)) p.reject(e);
     for (const p of this.pending.splice(0)) p.reject(e);
+    this.dropRequests(e);
     try {
       this.o.log.setReplicator(null);
     } catch {

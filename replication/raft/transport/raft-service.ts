@@ -29,7 +29,8 @@ function parseReplica(raw: unknown): TopicReplica | null {
   if (r === null || typeof r !== 'object' || typeof r.name !== 'string' || r.name === '') return null;
   if (typeof r.created_ms !== 'number' || typeof r.partitions !== 'number') return null;
   const config = (r.config ?? {}) as Record<string, string>;
-  return { name: r.name, config, created_ms: r.created_ms, partitions: r.partitions };
+  const replicas = Array.isArray(r.replicas) ? r.replicas.filter((id): id is number => Number.isSafeInteger(id) && (id as number) > 0) : [];
+  return { name: r.name, config, created_ms: r.created_ms, partitions: r.partitions, ...(replicas.length > 0 ? { replicas } : {}) };
 }
 
 export function raftService(cluster: ClusterNode, stopping: AbortSignal, logger: Logger): UntypedServiceImplementation {

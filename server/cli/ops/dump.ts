@@ -5,6 +5,7 @@ import type { ArchiveStore } from '../../../engine/tier/archive/archive-store.js
 import { isoTime, preview, previewText, type Preview } from './format.js';
 import { archiveOnly, archiveStoreFor, openOffline, partitionLayout } from './offline.js';
 import { archiveReader, fileReader, type SegmentReader } from './sources.js';
+import { isControlBatch } from '../../../engine/format/control-batch.js';
 
 /*
  * `relaylog dump`: the records of one partition from an offset, through every tier (archived
@@ -29,14 +30,15 @@ export interface DumpedRecord {
   key: Preview | null;
   value: Preview | null;
   headers: number;
-  batch: { base_offset: number; codec: string };
+  /** `control`: a control batch's record (a Raft membership change, docs/format.md), not data. */
+  batch: { base_offset: number; codec: string; control?: true };
 }
 
 const READ_BYTES = 1024 * 1024;
 
 /** `offset=… timestamp=… key=… value=… headers=…`, one line per record. */
 export function dumpLine(r: DumpedRecord): string {
-  return `offset=${r.offset} timestamp=${isoTime(r.timestamp_ms)} key=${previewText(r.key)} value=${previewText(r.value)} headers=${r.headers}`;
+  return `offset=${r.offset} timestamp=${isoTime(r.timestamp_ms)} key=${previewText(r.key)} value=${previewText(r.value)} headers=${r.headers}${r.batch.control ? ' control' : ''}`;
 }
 
 /**
@@ -78,10 +80,11 @@ export async function runDump(o: DumpOptions, emit: (r: DumpedRecord) => Promise
           if (last < cursor) return true;
           const codec = codecName(batch.readInt16BE(F_ATTRIBUTES) & COMPRESSION_MASK);
           const base_offset = batchBaseOffset(batch);
+          const control = isControlBatch(batch) ? { control: true as const } : {};
           const recs: DumpedRecord[] = [];
           forEachRecord(batch, (r) => {
             if (r.offset < cursor) return true;
-            recs.push({ offset: r.offset, timestamp: isoTime(r.timestamp_ms), timestamp_ms: r.timestamp_ms, key: preview(r.key), value: preview(r.value), headers: r.headers.length, batch: { base_offset, codec } });
+            recs.push({ offset: r.offset, timestamp: isoTime(r.timestamp_ms), timestamp_ms: r.timestamp_ms, key: preview(r.key), value: preview(r.value), headers: r.headers.length, batch: { base_offset, codec, ...control } });
             return recs.length + n < max;
           });
           for (const r of recs) {

@@ -4,6 +4,7 @@ import { KafkaCode } from '../errors.js';
 import { fetch, type FetchPartitionResponse, type FetchRequest, type FetchResponse } from '../protocol/fetch.js';
 import type { KafkaContext, RequestContext } from '../context.js';
 import { codeFor, route } from './handler.js';
+import { hideRaftControlBatches } from '../control-batches.js';
 
 const READ_COMMITTED = 1;
 /** Fetch sessions (KIP-227) are not kept: session id 0 in a response tells the client none was created. */
@@ -71,7 +72,7 @@ async function readAll(ctx: KafkaContext, rc: RequestContext, req: FetchRequest,
         if (left_bytes <= 0 || p.partition_max_bytes <= 0) continue;
         const r = await log.read(p.fetch_offset, Math.min(p.partition_max_bytes, left_bytes));
         read.release = r.release;
-        response.records = r.records;
+        response.records = hideRaftControlBatches(r.records);
         response.high_watermark = r.high_watermark;
         response.last_stable_offset = r.high_watermark;
         response.log_start_offset = r.log_start_offset;

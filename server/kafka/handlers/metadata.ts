@@ -44,7 +44,7 @@ async function describeTopic(ctx: KafkaContext, rc: RequestContext, name: string
     const cluster = ctx.cluster;
     const list = Array.from({ length: partitions }, (_, p) => {
       if (cluster === null) return { error_code: KafkaCode.NONE, partition_index: p, leader_id: id, leader_epoch: -1, replica_nodes: [id], isr_nodes: [id], offline_replicas: [] };
-      const voters = [...cluster.voters()];
+      const voters = [...(cluster.replicasOf?.(name, p) ?? cluster.voters())];
       const leader = cluster.leaderOf(name, p);
       // While a partition has no leader (an election), clients are told to ask again.
       return { error_code: leader > 0 ? KafkaCode.NONE : KafkaCode.LEADER_NOT_AVAILABLE, partition_index: p, leader_id: leader > 0 ? leader : -1, leader_epoch: -1, replica_nodes: voters, isr_nodes: voters, offline_replicas: [] };

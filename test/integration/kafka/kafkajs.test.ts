@@ -2,6 +2,7 @@ import { CompressionTypes, type Consumer, type ConsumerConfig, type IHeaders, ty
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { encodeBatch, readBatchHeader, forEachBatch, Compression, COMPRESSION_MASK } from '../../../engine/index.js';
 import { readAll } from '../../support/batches.js';
+import { confChangeBatch } from '../../../replication/raft/node/conf-batch.js';
 import { KafkaHarness, waitUntil } from './harness.js';
 
 /*
@@ -110,6 +111,19 @@ describe('kafkajs producer and consumer against the Kafka listener', () => {
     const consumer = h.track(h.kafka().consumer(consumerConfig('native-readers')));
     const got = await consume(consumer, 'native', 30);
     expect(got.sort((x, y) => x.offset - y.offset)).toEqual(records.map((r, i) => ({ partition: 1, offset: i, key: r.key, value: r.value, timestamp: r.timestamp_ms, headers: { src: 'grpc' } })));
+  });
+
+  test('a Raft membership change (a control batch, docs/format.md) in the log is skipped by a kafkajs consumer', async () => {
+    await h.store.createTopic('members');
+    const log = h.store.partition('members', 0);
+    await log.append(encodeBatch([{ key: 'k0', value: 'before-0', timestamp_ms: T0 }, { key: 'k1', value: 'before-1', timestamp_ms: T0 + 1 }]));
+    // The control batch a cluster node writes for `add_learner 4` (offset 2), copied in as a follower would.
+    await log.appendReplicated(confChangeBatch(2, 0, Buffer.from('{"type":"add_learner","node_id":4,"voters":[1,2,3],"learners":[4]}')));
+    await log.append(encodeBatch([{ key: 'k3', value: 'after-3', timestamp_ms: T0 + 3 }]));
+    const consumer = h.track(h.kafka().consumer(consumerConfig('member-readers')));
+    const got = await consume(consumer, 'members', 3);
+    // Delivered in offset order: a control record handed over as a message would be the third.
+    expect(got.map((g) => `${g.offset}:${g.value}`)).toEqual(['0:before-0', '1:before-1', '3:after-3']);
   });
 
   test('consumes from an explicit offset (consumer.seek)', async () => {

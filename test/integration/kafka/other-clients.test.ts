@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { COMPRESSION_MASK, encodeBatch, forEachBatch, readBatchHeader } from '../../../engine/index.js';
 import { readAll } from '../../support/batches.js';
 import { KafkaHarness } from './harness.js';
+import { confChangeBatch } from '../../../replication/raft/node/conf-batch.js';
 
 /*
  * The same scenarios with the other clients the issue names, each skipped (with the reason) when
@@ -171,6 +172,17 @@ for (const client of CLIENTS) {
       // The client reads back everything it sent, whatever the codec.
       const back = await client.consume(h.broker, { topic: 'produced', partition: 0, offset: 0, count: sent.length });
       expect(back.map((x) => [x.offset, x.key, x.value])).toEqual(sent.map((x, i) => [i, x.key, x.value]));
+    });
+
+    test('skips a Raft membership change (a control batch of relaylog\'s type, docs/format.md) in the log', async () => {
+      await h.store.createTopic('members');
+      const p = h.store.partition('members', 0);
+      await p.append(encodeBatch([{ key: 'k0', value: 'before-0', timestamp_ms: T0 }], { timestamp_ms: T0 }));
+      await p.appendReplicated(confChangeBatch(1, 0, Buffer.from('{"type":"add_learner","node_id":4,"voters":[1,2,3],"learners":[4]}')));
+      await p.append(encodeBatch([{ key: 'k2', value: 'after-2', timestamp_ms: T0 + 2000 }], { timestamp_ms: T0 + 2000 }));
+      // In offset order: a control record handed over as a message would come second.
+      const got = await client.consume(h.broker, { topic: 'members', partition: 0, offset: 0, count: 2 });
+      expect(got.map((r) => [r.offset, r.value])).toEqual([[0, 'before-0'], [2, 'after-2']]);
     });
 
     test('consumes from an explicit offset', async () => {

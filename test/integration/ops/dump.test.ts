@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { BATCH_HEADER_BYTES, CRC_START, Compression, F_ATTRIBUTES, F_BATCH_LENGTH, F_CRC, LOG_OVERHEAD_BYTES, LogStore, crc32c, encodeBatch, type RecordInput } from '../../../engine/index.js';
 import { assertFreshBuild, runCli } from '../../support/server-process.js';
 import { tempDir } from '../../support/tmp.js';
+import { confChangeBatch } from '../../../replication/raft/node/conf-batch.js';
 
 /*
  * `relaylog dump` on a data dir written by the engine: plain batches and batches compressed with
@@ -138,5 +139,32 @@ describe('relaylog dump', () => {
     expect(await runCli(['dump', '--data', data, '--topic', 'nope'])).toMatchObject({ code: 1, stderr: 'relaylog: unknown topic "nope"\n' });
     expect((await runCli(['dump', '--data', data])).code).toBe(2); // --topic is required
     expect(await runCli(['dump', '--data', join(tmp.dir, 'missing'), '--topic', 'mixed'])).toMatchObject({ code: 1, stderr: `relaylog: ${join(tmp.dir, 'missing')} is not a relaylog data dir (it has no topics/ directory)\n` });
+  });
+});
+
+describe('relaylog dump marks control records', () => {
+  const tmp = tempDir('relaylog-ops-dump-ctl-');
+  afterAll(() => tmp.cleanup());
+
+  test('a Raft membership change (a control batch) is dumped with `control`, data records without', async () => {
+    const data = join(tmp.dir, 'node');
+    const store = await LogStore.open({ dir: data, retention_check_interval_ms: 0, compaction_interval_ms: 0 });
+    try {
+      await store.createTopic('members');
+      const p = store.partition('members', 0);
+      await p.append(encodeBatch([{ key: 'k', value: 'before', timestamp_ms: T0 }]));
+      await p.appendReplicated(confChangeBatch(1, 0, Buffer.from('{"type":"remove_node","node_id":3,"voters":[1,2],"learners":[]}')));
+      await p.append(encodeBatch([{ key: 'k', value: 'after', timestamp_ms: T0 }]));
+    } finally {
+      await store.close();
+    }
+    const text = await runCli(['dump', '--data', data, '--topic', 'members']);
+    const lines = text.stdout.trim().split('\n');
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toMatch(/^offset=0 .* value=\[6\]"before" headers=0$/);
+    expect(lines[1]).toMatch(/^offset=1 .*key=\[4\]hex:00005243 value=\[\d+\]"\{\\"type\\":\\"remove_node\\".* headers=0 control$/);
+    expect(lines[2]).toMatch(/^offset=2 .* value=\[5\]"after" headers=0$/);
+    const json = (await runCli(['dump', '--data', data, '--topic', 'members', '--json'])).stdout.trim().split('\n').map((l) => JSON.parse(l) as { batch: { control?: boolean } });
+    expect(json.map((r) => r.batch.control ?? false)).toEqual([false, true, false]);
   });
 });

@@ -39,12 +39,13 @@ export type ExtraArgs = (id: number, addresses: ReadonlyMap<number, string>) => 
 export class TestCluster {
   private constructor(readonly nodes: ClusterNodeProcess[], private readonly peers: string, private readonly extra: ExtraArgs) {}
 
-  static async start(root: string, size = 3, extra: ExtraArgs = () => []): Promise<TestCluster> {
+  /** `size` nodes in every node's --peers; only `start_ids` (default: all) are started now. */
+  static async start(root: string, size = 3, extra: ExtraArgs = () => [], start_ids?: readonly number[]): Promise<TestCluster> {
     const ports = await freePorts(size);
     const nodes = ports.map((port, i) => ({ id: i + 1, address: `127.0.0.1:${port}`, dir: join(root, `node${i + 1}`), proc: null }));
     const c = new TestCluster(nodes, nodes.map((n) => `${n.id}=${n.address}`).join(','), extra);
     // Every start is waited for, so that when one fails none is left running unseen.
-    const started = await Promise.allSettled(nodes.map((n) => c.startNode(n.id)));
+    const started = await Promise.allSettled(nodes.filter((n) => start_ids === undefined || start_ids.includes(n.id)).map((n) => c.startNode(n.id)));
     const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) {
       await c.stopAll('SIGKILL');
@@ -115,11 +116,11 @@ export async function eventually<T>(what: string, fn: () => Promise<T | undefine
   throw new Error(`gave up waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
 }
 
-/** The leader of `topic/partition` that every running node agrees on, once they do. */
-export async function agreedLeader(cluster: TestCluster, topic: string, partition: number): Promise<{ id: number; address: string }> {
+/** The leader of `topic/partition` that every running node (or every node of `among`) agrees on, once they do. */
+export async function agreedLeader(cluster: TestCluster, topic: string, partition: number, among?: readonly number[]): Promise<{ id: number; address: string }> {
   return eventually(`a leader of ${topic}/${partition} all nodes agree on`, async () => {
     const seen = new Set<number>();
-    for (const n of cluster.running()) {
+    for (const n of cluster.running().filter((x) => among === undefined || among.includes(x.id))) {
       const c = new RelaylogClient(n.address, { deadline_ms: 2_000 });
       try {
         const d: TopicDescription = await c.describeTopic(topic);
@@ -155,10 +156,10 @@ export async function rawBatches(address: string, topic: string, partition: numb
   }
 }
 
-/** Waits until every running node's high watermark of `topic/partition` is at least `hw`. */
-export async function allCaughtUp(cluster: TestCluster, topic: string, partition: number, hw: number): Promise<void> {
+/** Waits until every running node's (or every node of `among`'s) high watermark of `topic/partition` is at least `hw`. */
+export async function allCaughtUp(cluster: TestCluster, topic: string, partition: number, hw: number, among?: readonly number[]): Promise<void> {
   await eventually(`every node's high watermark of ${topic}/${partition} to reach ${hw}`, async () => {
-    for (const n of cluster.running()) {
+    for (const n of cluster.running().filter((x) => among === undefined || among.includes(x.id))) {
       const c = new RelaylogClient(n.address, { deadline_ms: 2_000 });
       try {
         const o = await c.listOffsets(topic, partition, { position: 'latest' });

@@ -68,21 +68,23 @@ export async function clusterState(cluster: TestCluster, topic: string, partitio
 }
 
 /**
- * After the producer stopped: every running node holds the same log, the same bytes; every
- * acknowledged record is there exactly once, at its acknowledged offset, in produce order; every
- * other record was produced and failed (so may be there, once). Returns the values in the log.
+ * After the producer stopped: every running node (or every node of `among`: the partition's
+ * current replicas) holds the same log, the same bytes; every acknowledged record is there exactly
+ * once, at its acknowledged offset, in produce order; every other record was produced and failed
+ * (so may be there, once). Returns the values in the log.
  */
-export async function expectIdenticalReplicas(cluster: TestCluster, producer: ContinuousProducer): Promise<string[]> {
+export async function expectIdenticalReplicas(cluster: TestCluster, producer: ContinuousProducer, among?: readonly number[]): Promise<string[]> {
   const { topic, partition } = producer;
-  const leader = await agreedLeader(cluster, topic, partition);
+  const nodes = () => cluster.running().filter((n) => among === undefined || among.includes(n.id));
+  const leader = await agreedLeader(cluster, topic, partition, among);
   const leader_state = await partitionState(leader.address, topic, partition);
   const hw = (await rawBatches(leader.address, topic, partition)).high_watermark;
-  await allCaughtUp(cluster, topic, partition, hw);
+  await allCaughtUp(cluster, topic, partition, hw, among);
   // No tail left anywhere: every node's log ends where the leader's committed log does.
   await eventually(`every node's last index of ${topic}/${partition} to be the leader's commit index`, async () => {
     const l = await partitionState(leader.address, topic, partition);
     if (l.last_index !== l.commit_index) return undefined;
-    for (const n of cluster.running()) {
+    for (const n of nodes()) {
       const s = await partitionState(n.address, topic, partition);
       if (s.last_index !== l.last_index || s.commit_index !== l.commit_index) return undefined;
     }
@@ -91,7 +93,7 @@ export async function expectIdenticalReplicas(cluster: TestCluster, producer: Co
 
   const reference = await rawBatches(leader.address, topic, partition);
   expect(reference.high_watermark).toBeGreaterThanOrEqual(hw);
-  for (const n of cluster.running()) {
+  for (const n of nodes()) {
     const got = await rawBatches(n.address, topic, partition);
     expect(got.high_watermark, `node ${n.id}`).toBe(reference.high_watermark);
     expect(Buffer.concat(got.batches).equals(Buffer.concat(reference.batches)), `node ${n.id} holds the leader's bytes`).toBe(true);

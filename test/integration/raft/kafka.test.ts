@@ -88,6 +88,30 @@ describe('Kafka clients against a three-node cluster', () => {
     }
   }, 120_000);
 
+  test('Metadata reports a partition\'s replica set as it changes (remove a follower, add it back)', async () => {
+    const leader = await agreedLeader(cluster, 'events', 0);
+    const follower = [1, 2, 3].find((id) => id !== leader.id)!;
+    const c = new RelaylogClient(cluster.addresses.join(','), { redirects_max: 20 });
+    const replicas = async () => {
+      const admin = kafkaAt(leader.id).admin();
+      await admin.connect();
+      try {
+        return (await admin.fetchTopicMetadata({ topics: ['events'] })).topics[0]!.partitions[0]!.replicas;
+      } finally {
+        await admin.disconnect();
+      }
+    };
+    try {
+      const without = (await c.removeReplica('events', 0, follower)).voters;
+      expect(without).toEqual([1, 2, 3].filter((id) => id !== follower));
+      expect(await replicas()).toEqual(without);
+      expect((await c.addReplica('events', 0, follower)).voters).toEqual([1, 2, 3]);
+      expect(await replicas()).toEqual([1, 2, 3]);
+    } finally {
+      c.close();
+    }
+  }, 60_000);
+
   test('a Produce sent straight to a follower is NOT_LEADER_OR_FOLLOWER, and nothing is written', async () => {
     const leader = await agreedLeader(cluster, 'events', 0);
     const follower = [1, 2, 3].find((id) => id !== leader.id)!;

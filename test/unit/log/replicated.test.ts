@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { LogStore, ManualClock, batchLeaderEpoch, forEachBatch, type PartitionLog } from '../../../engine/index.js';
 import { batchOf, readAll } from '../../support/batches.js';
 import { tempDir } from '../../support/tmp.js';
+import { CONTROL_TYPE_RAFT_CONF, encodeControlBatch } from '../../../engine/format/control-batch.js';
 
 /*
  * The primitives relays and Raft followers are built on: appending another log's batches byte for
@@ -30,6 +31,25 @@ async function rawBatches(p: PartitionLog, from = p.logStartOffset): Promise<Buf
 }
 
 describe('replicated appends', () => {
+  test('control batches pass through a replicated append unchanged but are refused from producers', async () => {
+    const s = await open('ctl');
+    try {
+      await s.createTopic('t');
+      const p = s.partition('t', 0);
+      await p.append(batchOf(2, 'a'));
+      const ctl = encodeControlBatch(2, 0, CONTROL_TYPE_RAFT_CONF, Buffer.from('{}'));
+      await expect(p.append(Buffer.from(ctl))).rejects.toMatchObject({ code: 'INVALID_BATCH' });
+      await p.appendReplicated(ctl);
+      await p.append(batchOf(1, 'b'));
+      const batches = await rawBatches(p);
+      expect(batches[1]!.equals(ctl)).toBe(true);
+      // A consumer's view: the data records only, the offset of the control batch skipped.
+      expect((await readAll(p)).map((r) => `${r.offset}:${r.value!.toString()}`)).toEqual(['0:a-0', '1:a-1', '3:b-0']);
+    } finally {
+      await s.close();
+    }
+  });
+
   test('a copy holds the same bytes at the same offsets, epochs included', async () => {
     const up = await open('up');
     const down = await open('down');

@@ -1,131 +1,23 @@
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { LogStore, ManualClock, batchLeaderEpoch, encodeBatch, forEachBatch, isEngineError, type PartitionLog } from '../../../engine/index.js';
+import { batchLeaderEpoch, encodeBatch, isEngineError } from '../../../engine/index.js';
 import { producerBatchOf } from '../../../engine/log/producer-state.js';
 import { noopBatch } from '../../../replication/raft/node/noop-batch.js';
-import type { Message } from '../../../replication/raft/core/types.js';
 import { PartitionNode } from '../../../replication/raft/node/partition-node.js';
 import { batchOf, readAll } from '../../support/batches.js';
 import { tempDir } from '../../support/tmp.js';
+import { Net, settle, stored } from './net.js';
 
-/*
- * The Raft driver over real segment stores (three LogStores in Raft mode, one per node), wired by
- * an in-process network that the test controls: ticks are manual, messages move when delivered,
- * and a node can be cut off. Whatever the driver persists is the partition log itself.
- */
+/* The Raft driver over three real segment stores and an in-process network (net.ts). */
 
-const clock = new ManualClock(1_700_000_000_000);
-const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
 let dir: string;
 let cleanup: () => void;
 
 beforeEach(() => ({ dir, cleanup } = tempDir('relaylog-raftnode-')));
 afterEach(() => cleanup());
 
-class Net {
-  readonly stores = new Map<number, LogStore>();
-  readonly nodes = new Map<number, PartitionNode>();
-  private queue: Message[] = [];
-  /** Nodes whose traffic (both ways) is dropped. */
-  readonly cut = new Set<number>();
-
-  static async start(ids = [1, 2, 3]): Promise<Net> {
-    const net = new Net();
-    for (const id of ids) await net.open(id);
-    return net;
-  }
-
-  async open(id: number): Promise<PartitionNode> {
-    const store = await LogStore.open({ dir: `${dir}/n${id}`, clock, raft: true, disk_free_floor_bytes: 0, retention_check_interval_ms: 0, archive_interval_ms: 0, compaction_interval_ms: 0 });
-    if (store.listTopics().length === 0) await store.createTopic('t', { partitions: 1 }, { created_ms: 1 });
-    this.stores.set(id, store);
-    const node = await PartitionNode.open({
-      node_id: id,
-      voters: [1, 2, 3],
-      log: store.partition('t', 0),
-      catalog: store.catalog,
-      send: (ms) => this.queue.push(...ms),
-      address_of: (n) => `node${n}:7450`,
-      logger: silent,
-      election_timeout_ticks: 10,
-      seed: id * 7919,
-    });
-    this.nodes.set(id, node);
-    return node;
-  }
-
-  async close(id: number, how: 'close' | 'crash' = 'close'): Promise<void> {
-    await this.nodes.get(id)!.stop();
-    this.nodes.delete(id);
-    const store = this.stores.get(id)!;
-    this.stores.delete(id);
-    if (how === 'close') await store.close();
-    else await store.abandon();
-  }
-
-  log(id: number): PartitionLog {
-    return this.stores.get(id)!.partition('t', 0);
-  }
-
-  node(id: number): PartitionNode {
-    return this.nodes.get(id)!;
-  }
-
-  /** One round: deliver what was sent, tick everyone (optionally), let the drivers run. */
-  async round(tick = true): Promise<void> {
-    const q = this.queue;
-    this.queue = [];
-    for (const m of q) {
-      if (this.cut.has(m.from) || this.cut.has(m.to)) continue;
-      this.nodes.get(m.to)?.step(m);
-    }
-    if (tick) for (const n of this.nodes.values()) n.tick();
-    await new Promise((r) => setTimeout(r, 2));
-  }
-
-  /** Rounds until `cond` holds; bounded (count) and failing with `what` otherwise. */
-  async until(what: string, cond: () => boolean, rounds = 3_000): Promise<void> {
-    for (let i = 0; i < rounds; i++) {
-      if (cond()) return;
-      await this.round();
-    }
-    throw new Error(`gave up waiting for ${what}`);
-  }
-
-  leader(among = [...this.nodes.keys()]): number | null {
-    const leaders = among.filter((id) => this.nodes.get(id)?.role === 'leader' && !this.cut.has(id));
-    return leaders.length === 1 ? leaders[0]! : null;
-  }
-
-  async closeAll(): Promise<void> {
-    for (const id of [...this.nodes.keys()]) await this.close(id);
-  }
-}
-
-/** A partition's stored batches, raw, up to its log end (uncommitted ones too). */
-async function stored(p: PartitionLog): Promise<Buffer[]> {
-  const out: Buffer[] = [];
-  for (let o = p.logStartOffset; o < p.logEndOffset; ) {
-    const r = await p.readLocal(o, 1 << 20);
-    forEachBatch(r.records, (pos, size) => out.push(Buffer.from(r.records.subarray(pos, pos + size))));
-    o = r.next_offset;
-  }
-  return out;
-}
-
-/** Drives rounds while `p` settles. */
-async function settle<T>(net: Net, p: Promise<T>, rounds = 3_000): Promise<T> {
-  let done = false;
-  let out: { ok: true; v: T } | { ok: false; e: unknown } | undefined;
-  p.then((v) => ((out = { ok: true, v }), (done = true)), (e: unknown) => ((out = { ok: false, e }), (done = true)));
-  for (let i = 0; i < rounds && !done; i++) await net.round();
-  if (!out) throw new Error('the promise did not settle');
-  if (!out.ok) throw out.e;
-  return out.v;
-}
-
 describe('PartitionNode', () => {
   test('elects a leader whose empty entry is an empty batch stamped with its term, on every node', async () => {
-    const net = await Net.start();
+    const net = await Net.start(dir);
     try {
       await net.until('a leader', () => net.leader() !== null);
       const leader = net.leader()!;
@@ -143,7 +35,7 @@ describe('PartitionNode', () => {
   });
 
   test('produce on the leader lands byte-identical at the same offsets on every node; acks=all answers once committed', async () => {
-    const net = await Net.start();
+    const net = await Net.start(dir);
     try {
       await net.until('a leader', () => net.leader() !== null);
       const leader = net.leader()!;
@@ -165,7 +57,7 @@ describe('PartitionNode', () => {
   });
 
   test('a follower refuses produce with NOT_LEADER naming the leader; the high watermark is the commit point', async () => {
-    const net = await Net.start();
+    const net = await Net.start(dir);
     try {
       await net.until('a leader known everywhere', () => net.leader() !== null && [1, 2, 3].every((id) => net.node(id).leaderId === net.leader()));
       const leader = net.leader()!;
@@ -191,7 +83,7 @@ describe('PartitionNode', () => {
   });
 
   test('a deposed leader’s uncommitted tail is cut and replaced by the new leader’s log, also after a restart', async () => {
-    const net = await Net.start();
+    const net = await Net.start(dir);
     try {
       await net.until('a leader', () => net.leader() !== null);
       const old = net.leader()!;
@@ -223,7 +115,7 @@ describe('PartitionNode', () => {
   });
 
   test('a restarted node rebuilds its index from the segments and its hard state from the catalog', async () => {
-    const net = await Net.start();
+    const net = await Net.start(dir);
     try {
       await net.until('a leader', () => net.leader() !== null);
       const leader = net.leader()!;
@@ -262,7 +154,7 @@ describe('PartitionNode: idempotent producer', () => {
   });
 
   test('a retry is answered with the original offsets, also while the original is not committed yet; stored once everywhere', async () => {
-    const net = await Net.start();
+    const net = await Net.start(dir);
     try {
       await net.until('a leader', () => net.leader() !== null);
       const leader = net.leader()!;
@@ -294,7 +186,7 @@ describe('PartitionNode: idempotent producer', () => {
   });
 
   test('after failover the new leader recognises a retry of a batch the old leader committed; a restart rebuilds the same state', async () => {
-    const net = await Net.start();
+    const net = await Net.start(dir);
     try {
       await net.until('a leader', () => net.leader() !== null);
       const old = net.leader()!;
@@ -320,7 +212,7 @@ describe('PartitionNode: idempotent producer', () => {
   });
 
   test('a deposed leader\'s uncommitted batch is forgotten with its tail: the retry at the new leader is written once', async () => {
-    const net = await Net.start();
+    const net = await Net.start(dir);
     try {
       await net.until('a leader', () => net.leader() !== null);
       const old = net.leader()!;

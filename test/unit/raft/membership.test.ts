@@ -102,7 +102,7 @@ describe('single-server membership change', () => {
     expect(c.core(1).commitIndex).toBe(index);
   });
 
-  test('one change at a time, none before the leader has committed an entry of its term, never the leader itself', () => {
+  test('one change at a time, none before the leader has committed an entry of its term', () => {
     const c = new TestCluster([1, 2, 3]);
     c.keep = (m) => m.type !== 'append_response'; // the leader's empty entry cannot commit
     const leader = c.elect(1);
@@ -114,10 +114,42 @@ describe('single-server membership change', () => {
     c.deliver();
     expect(errorCode(() => leader.proposeConfChange({ type: 'add_learner', node_id: 5 }))).toBeUndefined();
     c.deliver();
-    expect(errorCode(() => leader.proposeConfChange({ type: 'remove_node', node_id: 1 }))).toBe('INVALID_ARGUMENT');
     expect(errorCode(() => leader.proposeConfChange({ type: 'add_voter', node_id: 2 }))).toBe('INVALID_ARGUMENT');
     expect(errorCode(() => leader.proposeConfChange({ type: 'remove_node', node_id: 9 }))).toBe('INVALID_ARGUMENT');
     expect(errorCode(() => c.core(2).proposeConfChange({ type: 'add_learner', node_id: 6 }))).toBe('NOT_LEADER');
+  });
+
+  test('§4.2.2: a leader removes itself, leads without counting itself until the change commits, then steps down', () => {
+    const c = new TestCluster([1, 2, 3]);
+    const leader = c.elect(1);
+    c.tickAll(2);
+    const { index } = leader.proposeConfChange({ type: 'remove_node', node_id: 1 });
+    expect(leader.confState()).toEqual({ voters: [2, 3], learners: [] });
+    expect(leader.role).toBe('leader');
+    // Its own copy no longer counts: with node 3 cut off, {1, 2} is not a majority of {2, 3}.
+    c.isolate(3);
+    c.deliver();
+    expect(leader.commitIndex).toBeLessThan(index);
+    expect(leader.role).toBe('leader');
+    // With node 3 back the change commits on 2 and 3; the old leader steps down and never campaigns.
+    c.heal();
+    c.tickAll(2);
+    c.deliver();
+    expect(leader.commitIndex).toBeGreaterThanOrEqual(index);
+    expect(leader.role).toBe('follower');
+    for (let i = 0; i < 60 && c.core(2).role !== 'leader' && c.core(3).role !== 'leader'; i++) c.tickAll(1);
+    expect([c.core(2).role, c.core(3).role]).toContain('leader');
+    c.tick(1, 100);
+    expect(c.core(1).role).toBe('follower');
+    expect(c.core(1).term).toBeLessThanOrEqual(Math.max(c.core(2).term, c.core(3).term));
+  });
+
+  test('the leader of a two-voter group may not remove itself (the other could never be elected without it)', () => {
+    const c = new TestCluster([1, 2]);
+    const leader = c.elect(1);
+    c.tickAll(2);
+    expect(errorCode(() => leader.proposeConfChange({ type: 'remove_node', node_id: 1 }))).toBe('INVALID_ARGUMENT');
+    expect(errorCode(() => leader.proposeConfChange({ type: 'remove_node', node_id: 2 }))).toBeUndefined();
   });
 
   test('a change takes effect when appended and is undone when that entry is truncated', () => {

@@ -2,6 +2,8 @@ import { describe, expect, test } from 'vitest';
 import { AdminService, decodeMessage, encodeMessage, isMalformed, LogService, messageType } from '../../../server/proto/load.js';
 import { serverLimits } from '../../../server/rpc/limits.js';
 import {
+  parsePartitionNode,
+  PARTITION_ADMIN_TIMEOUT_MAX_MS,
   parseCommitOffset,
   parseCreateTopic,
   parseFetch,
@@ -19,7 +21,7 @@ const wire = (type: string, v: object) => (LogService[type] ?? AdminService[type
 describe('proto codec', () => {
   test('every service method has a path, and messages round-trip with int64 as numbers and bytes as Buffers', () => {
     expect(Object.keys(LogService).sort()).toEqual(['CommitOffset', 'EpochEnd', 'Fetch', 'FetchCommitted', 'InitProducerId', 'ListOffsets', 'Produce', 'ProducePipeline', 'ProduceStream', 'Subscribe'].sort());
-    expect(Object.keys(AdminService).sort()).toEqual(['Archive', 'Compact', 'CreateTopic', 'DeleteTopic', 'DescribeTopic', 'ListTopics']);
+    expect(Object.keys(AdminService).sort()).toEqual(['AddReplica', 'Archive', 'Compact', 'CreateTopic', 'DeleteTopic', 'DescribeTopic', 'ListTopics', 'RemoveReplica', 'TransferLeader']);
     expect(LogService.Subscribe!.path).toBe('/relaylog.v1.Log/Subscribe');
     const T = messageType('FetchResponse');
     const back = decodeMessage(T, encodeMessage(T, { records: Buffer.from('abc'), next_offset: 2 ** 40, high_watermark: 7, log_start_offset: 0 }));
@@ -69,6 +71,13 @@ describe('request parsing', () => {
     expect(() => parseCommitOffset(wire('CommitOffset', { group: 'g', topic: 't', metadata: 'x'.repeat(5000) }))).toThrow(/4096/);
     const ct = AdminService.CreateTopic!.requestDeserialize(encodeMessage(messageType('CreateTopicRequest'), { name: 'a', partitions: 3, config: { 'retention.ms': '5' } }));
     expect(parseCreateTopic(ct)).toEqual({ name: 'a', partitions: 3, config: { 'retention.ms': '5' } });
+  });
+  test('TransferLeader / AddReplica / RemoveReplica: a topic and a positive node id; the timeout clamped', () => {
+    const req = (o: object) => AdminService.AddReplica!.requestDeserialize(encodeMessage(messageType('PartitionNodeRequest'), o));
+    expect(parsePartitionNode(req({ topic: 't', partition: 2, node_id: 4 }))).toEqual({ topic: 't', partition: 2, node_id: 4, timeout_ms: 0 });
+    expect(parsePartitionNode(req({ topic: 't', node_id: 4, timeout_ms: 10 ** 9 })).timeout_ms).toBe(PARTITION_ADMIN_TIMEOUT_MAX_MS);
+    expect(() => parsePartitionNode(req({ topic: 't' }))).toThrow(/node_id must be a positive node id/);
+    expect(() => parsePartitionNode(req({ node_id: 1 }))).toThrow(/topic is required/);
   });
 });
 
