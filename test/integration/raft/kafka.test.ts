@@ -101,12 +101,24 @@ describe('Kafka clients against a three-node cluster', () => {
         await admin.disconnect();
       }
     };
+    // A node reports a change once it has the change's entry in its log. The node asked is the
+    // leader found above; on this busy machine leadership may move in between, and a follower gets
+    // the entry a moment after the leader answers. So: that node's Metadata, within a bound.
+    const eventually = async (want: number[]) => {
+      let got: number[] = [];
+      for (let i = 0; i < 50; i++) {
+        got = await replicas();
+        if (JSON.stringify(got) === JSON.stringify(want)) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return got;
+    };
     try {
       const without = (await c.removeReplica('events', 0, follower)).voters;
       expect(without).toEqual([1, 2, 3].filter((id) => id !== follower));
-      expect(await replicas()).toEqual(without);
+      expect(await eventually(without)).toEqual(without);
       expect((await c.addReplica('events', 0, follower)).voters).toEqual([1, 2, 3]);
-      expect(await replicas()).toEqual([1, 2, 3]);
+      expect(await eventually([1, 2, 3])).toEqual([1, 2, 3]);
     } finally {
       c.close();
     }
