@@ -38,6 +38,8 @@ export async function runSubscription(ctx: ServiceContext, call: Call, req: Subs
   const p = store.partition(req.topic, req.partition);
   let offset = await startOffset(store, p, req);
   const window = new ByteWindow(ctx.limits.subscribe_inflight_max_bytes);
+  // The write callback of the last frame not yet handed to the socket (null: none outstanding).
+  let unsent: Promise<void> | null = null;
   while (!signal.aborted) {
     if (offset >= p.highWatermark) {
       const got = await p.waitForData(offset, ctx.limits.subscribe_poll_ms, signal);
@@ -52,7 +54,19 @@ export async function runSubscription(ctx: ServiceContext, call: Call, req: Subs
     if (signal.aborted) break;
     const r = await p.read(offset, req.max_frame_bytes);
     const size = r.records.length;
-    // A large (catch-up) frame waits for room in this turn of the event loop (turn-budget.ts).
+    const large = size > ctx.limits.replay_small_frame_bytes;
+    // A large (catch-up) frame is written only once the previous one has gone to the socket: a
+    // frame written while another is pending waits in the stream's buffer and is serialized (its
+    // bytes copied) later, in that write's completion callback, outside the turn budget — several
+    // of them back to back stalled the event loop for 100-200 ms in profiles.
+    if (large && unsent !== null) {
+      await untilAborted(unsent, signal);
+      if (signal.aborted) {
+        r.release();
+        break;
+      }
+    }
+    // A large frame waits for room in this turn of the event loop (turn-budget.ts).
     const turn = ctx.replay_turns.take(size);
     if (turn !== null) {
       await turn;
@@ -67,15 +81,33 @@ export async function runSubscription(ctx: ServiceContext, call: Call, req: Subs
     // The callback runs once the frame is serialized (into a pooled buffer, the records copied) and
     // that buffer is written to the HTTP/2 stream: then its bytes leave the window, and the pooled
     // read buffer and the frame's buffer can go back.
+    let written!: () => void;
+    const done = new Promise<void>((resolve) => (written = resolve));
+    unsent = done;
     const writable = call.write(frame, () => {
       window.done(size);
       r.release();
       const sent = frame[FRAME_BUFFER];
       if (sent) frame_buffers.give(sent);
+      if (unsent === done) unsent = null;
+      written();
     });
     offset = r.next_offset;
     if (!writable) await drained(call, signal);
   }
+}
+
+/** Resolves when `p` does or `signal` aborts, whichever is first. */
+function untilAborted(p: Promise<void>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    signal.addEventListener('abort', done, { once: true });
+    void p.then(done);
+  });
 }
 
 function drained(call: Call, signal: AbortSignal): Promise<void> {
