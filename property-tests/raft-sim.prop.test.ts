@@ -3,7 +3,8 @@
  * to 2 nodes that may join): fast-check picks a sequence of proposals, ticks, network faults
  * (drops, duplicates, delays that reorder, symmetric and one-way partitions), crashes (some in the
  * middle of a write, leaving a torn tail), restarts from the persisted state, leader transfers and
- * single-server membership changes (add learner, promote, remove).
+ * single-server membership changes (add learner, promote, remove), and log compaction on every
+ * node, so that lagging followers and new members catch up from a snapshot (InstallSnapshot).
  *
  * Checked at every tick (see support/raft-sim.ts): Election Safety, Log Matching, Leader
  * Completeness, committed entries never lost or changed, commit index monotonic on a node that
@@ -71,6 +72,7 @@ function actionArb(nodes: number): fc.Arbitrary<SimAction> {
     { weight: 1, arbitrary: fc.record({ t: fc.constant('crash_leader' as const), mid_write: fc.boolean(), torn: fc.double({ min: 0, max: 1, noNaN: true }) }) },
     { weight: 3, arbitrary: fc.record({ t: fc.constant('restart' as const), node }) },
     { weight: 1, arbitrary: fc.record({ t: fc.constant('transfer' as const), node }) },
+    { weight: 2, arbitrary: fc.record({ t: fc.constant('compact' as const), keep: fc.integer({ min: 0, max: 6 }) }) },
     {
       weight: 2,
       arbitrary: fc.record({ t: fc.constant('conf' as const), type: fc.constantFrom('add_learner' as const, 'add_voter' as const, 'remove_node' as const), node }),
@@ -102,7 +104,7 @@ function scenarioArb(voters: number): fc.Arbitrary<Scenario> {
   });
 }
 
-const totals = { runs: 0, ticks: 0, commits: 0, elections: 0, crashes: 0, truncations: 0, conf_changes: 0, leader_removals: 0, settle_ticks_max: 0 };
+const totals = { runs: 0, ticks: 0, commits: 0, elections: 0, crashes: 0, truncations: 0, conf_changes: 0, leader_removals: 0, compactions: 0, snapshots_installed: 0, settle_ticks_max: 0 };
 
 function check(voters: number, num_runs: number, seed_offset: number): void {
   const run_seed = seed + seed_offset;
@@ -117,6 +119,8 @@ function check(voters: number, num_runs: number, seed_offset: number): void {
     totals.truncations += sim.stats.truncations;
     totals.conf_changes += sim.stats.conf_changes;
     totals.leader_removals += sim.stats.leader_removals;
+    totals.compactions += sim.stats.compactions;
+    totals.snapshots_installed += sim.stats.snapshots_installed;
   });
   // Find a failure without shrinking, then shrink it under a time limit: a failing CI run reports
   // within minutes, and a passing one is never cut short.
@@ -152,5 +156,8 @@ describe(`raft simulation (SEED=${seed})`, () => {
     // Membership changes, the leader removing itself among them (thesis §4.2.2), are in the mix.
     expect(totals.conf_changes).toBeGreaterThan(0);
     expect(totals.leader_removals).toBeGreaterThan(0);
+    // Logs are compacted, and followers (or new members) behind a compacted leader install snapshots.
+    expect(totals.compactions).toBeGreaterThan(0);
+    expect(totals.snapshots_installed).toBeGreaterThan(0);
   });
 });

@@ -15,6 +15,7 @@ import { Prng } from '../../engine/base/prng.js';
 import {
   MemoryLogStorage,
   NONE,
+  decodeConfChangeEntry,
   Raft,
   type ConfChangeType,
   type ConfState,
@@ -67,7 +68,12 @@ export type SimAction =
   | { readonly t: 'crash_leader'; readonly mid_write: boolean; readonly torn: number }
   | { readonly t: 'restart'; readonly node: number }
   | { readonly t: 'transfer'; readonly node: number }
-  | { readonly t: 'conf'; readonly type: ConfChangeType; readonly node: number };
+  | { readonly t: 'conf'; readonly type: ConfChangeType; readonly node: number }
+  /**
+   * Log compaction on every live node: entries up to `keep` before its applied index are replaced by
+   * a snapshot. A follower that then needs them from a leader that compacted gets the snapshot.
+   */
+  | { readonly t: 'compact'; readonly keep: number };
 
 export class SimViolation extends Error {
   override name = 'SimViolation';
@@ -119,7 +125,7 @@ export class RaftSim {
   private readonly seen_entries = new Map<string, { data: Buffer; kind: Entry['kind']; prev_term: number }>();
   private proposal_seq = 0;
   private readonly trace_lines: string[] = [];
-  stats = { ticks: 0, messages: 0, elections: 0, crashes: 0, proposals_accepted: 0, truncations: 0, conf_changes: 0, transfers: 0, leader_removals: 0 };
+  stats = { ticks: 0, messages: 0, elections: 0, crashes: 0, proposals_accepted: 0, truncations: 0, conf_changes: 0, transfers: 0, leader_removals: 0, compactions: 0, snapshots_installed: 0 };
 
   constructor(readonly opts: SimOptions) {
     this.prng = new Prng(opts.seed);
@@ -138,8 +144,10 @@ export class RaftSim {
 
   private start(node: SimNode): void {
     node.incarnation++;
-    node.applied_index = 0;
-    node.commit_checked = 0;
+    // What a snapshot covers was committed (and checked) and is restored, not re-applied.
+    const snapshot_index = node.storage.firstIndex() - 1;
+    node.applied_index = snapshot_index;
+    node.commit_checked = snapshot_index;
     node.commit_seen = 0;
     node.core = new Raft({
       id: node.id,
@@ -174,6 +182,7 @@ export class RaftSim {
    * all of them did (entries are written first), and none of its messages left.
    */
   private crashMidWrite(node: SimNode, rd: Ready, torn: number): void {
+    if (rd.snapshot) this.installSnapshot(node, rd);
     const n = rd.entries_to_persist.length;
     const k = Math.floor(torn * (n + 1));
     const kept = rd.entries_to_persist.slice(0, Math.min(k, n));
@@ -255,6 +264,9 @@ export class RaftSim {
       case 'conf':
         this.actConf(a.type, a.node);
         break;
+      case 'compact':
+        for (const node of this.live()) this.compact(node, a.keep);
+        break;
     }
     this.checkInvariants();
     this.checkCommittedPrefixes();
@@ -334,6 +346,27 @@ export class RaftSim {
     this.drain(leader);
   }
 
+  /** Discards `node`'s entries up to `keep` before what it has applied, as a driver with retention would. */
+  private compact(node: SimNode, keep: number): void {
+    const storage = node.storage;
+    const to = Math.min(node.applied_index, storage.lastIndex()) - keep;
+    if (to < storage.firstIndex()) return;
+    storage.compact(to, this.membershipAt(storage, to));
+    this.stats.compactions++;
+    this.trace(`  compact n${node.id} to ${to}@${storage.term(to)}`);
+  }
+
+  /** The membership in effect at `index` of a stored log: the newest change at or below it, else the snapshot's. */
+  private membershipAt(storage: MemoryLogStorage, index: number): ConfState {
+    const entries = storage.entries(storage.firstIndex(), index + 1, Number.MAX_SAFE_INTEGER);
+    for (let i = entries.length - 1; i >= 0; i--) {
+      const e = entries[i]!;
+      if (e.kind === 'conf_change') return decodeConfChangeEntry(e.data).conf_state;
+    }
+    const snap = storage.snapshot().meta;
+    return snap.index > 0 ? snap.conf_state : this.nodes.get([...this.nodes.keys()][0]!)!.bootstrap;
+  }
+
   // ---- time and network ------------------------------------------------------------------------
 
   tick(): void {
@@ -405,6 +438,7 @@ export class RaftSim {
   }
 
   private persist(node: SimNode, rd: Ready): void {
+    if (rd.snapshot) this.installSnapshot(node, rd);
     const first = rd.entries_to_persist[0];
     if (first !== undefined && first.index <= node.storage.lastIndex()) this.stats.truncations++;
     node.storage.append(rd.entries_to_persist);
@@ -417,6 +451,18 @@ export class RaftSim {
       node.commit_seen = rd.hard_state.commit;
       this.checkCommitRecord(node, rd.hard_state.commit, rd.hard_state.term);
     }
+  }
+
+  /** A snapshot from a leader: it must stand for committed entries, ending in the committed one at its index. */
+  private installSnapshot(node: SimNode, rd: Ready): void {
+    const s = rd.snapshot!.meta;
+    const g = this.committed[s.index - 1];
+    if (g === undefined || g.term !== s.term) this.violation(`n${node.id} got a snapshot at ${s.index}@${s.term}, which is not the committed entry`);
+    node.storage.applySnapshot(rd.snapshot!);
+    node.applied_index = s.index;
+    node.commit_checked = Math.max(node.commit_checked, s.index);
+    this.stats.snapshots_installed++;
+    this.trace(`  n${node.id} installs snapshot ${s.index}@${s.term} voters=${s.conf_state.voters.join(',')} learners=${s.conf_state.learners.join(',')}`);
   }
 
   // ---- invariants ------------------------------------------------------------------------------
@@ -488,7 +534,9 @@ export class RaftSim {
   /** §5.4: a leader of term T holds every entry committed in a term <= T. */
   private checkLeaderCompleteness(node: SimNode): void {
     const term = node.core!.term;
-    for (let i = 0; i < this.committed.length; i++) {
+    // Entries before the snapshot are gone; the snapshot's own index still has its term.
+    for (let i = node.storage.firstIndex() - 2; i < this.committed.length; i++) {
+      if (i < 0) continue;
       const g = this.committed[i]!;
       if (g.commit_term > term) continue;
       if (node.storage.term(i + 1) !== g.term) {
@@ -502,7 +550,7 @@ export class RaftSim {
     for (const node of this.live()) {
       const commit = node.core!.commitIndex;
       if (commit > this.committed.length) this.violation(`n${node.id} commit ${commit} beyond the record ${this.committed.length}`);
-      for (let i = 1; i <= commit; i++) {
+      for (let i = Math.max(1, node.storage.firstIndex() - 1); i <= commit; i++) {
         if (node.storage.term(i) !== this.committed[i - 1]!.term) this.violation(`n${node.id} entry ${i} differs from the committed one`);
       }
     }
@@ -685,6 +733,7 @@ export class TestCluster {
       const core = node.core;
       while (core !== null && core.hasReady()) {
         const rd = core.ready();
+        if (rd.snapshot) node.storage.applySnapshot(rd.snapshot);
         node.storage.append(rd.entries_to_persist);
         if (rd.hard_state) node.storage.setHardState(rd.hard_state);
         for (const m of rd.messages_to_send) if (!this.cut.has(`${m.from}>${m.to}`)) this.queue.push(m);

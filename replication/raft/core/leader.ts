@@ -57,7 +57,7 @@ export class Leader {
     for (const id of [...conf.voters, ...conf.learners]) {
       const pr = this.progress.get(id);
       const is_learner = conf.learners.includes(id);
-      if (pr === undefined) this.progress.set(id, new Progress(Math.max(1, this.ctx.log.lastIndex()), is_learner, this.ctx.cfg.inflight_appends_max));
+      if (pr === undefined) this.progress.set(id, new Progress(Math.max(this.ctx.log.firstIndex(), this.ctx.log.lastIndex()), is_learner, this.ctx.cfg.inflight_appends_max));
       else pr.is_learner = is_learner;
     }
     for (const id of [...this.progress.keys()]) {
@@ -116,8 +116,7 @@ export class Leader {
     if (pr.isPaused()) return false;
     const prev_log_index = pr.next - 1;
     const prev_log_term = log.term(prev_log_index);
-    // Below the storage's first index: only a snapshot could help, which this core does not do.
-    if (prev_log_term === undefined) return false;
+    if (pr.next < log.firstIndex() || prev_log_term === undefined) return this.sendSnapshot(to, pr);
     const last = log.lastIndex();
     const entries = pr.next <= last ? log.slice(pr.next, Math.min(last + 1, pr.next + cfg.append_entries_max_count), cfg.append_entries_max_bytes) : [];
     if (entries.length === 0 && !send_if_empty) return false;
@@ -125,6 +124,24 @@ export class Leader {
     pr.sent(prev_log_index + entries.length, entries.length);
     return true;
   }
+
+  /**
+   * The follower needs entries this log has discarded: send the snapshot that stands in for them
+   * (§7). The progress waits in probe for the answer (an append_response at the snapshot's index);
+   * if the snapshot is lost, the next heartbeat response lets it go out again.
+   */
+  private sendSnapshot(to: NodeId, pr: Progress): boolean {
+    const snapshot = this.ctx.log.snapshot();
+    assert(snapshot.meta.index >= pr.next, `the snapshot at ${snapshot.meta.index} does not cover index ${pr.next}`);
+    if (pr.state === 'replicate') pr.becomeProbe();
+    this.ctx.send({ type: 'snapshot', from: this.ctx.id, to, term: this.ctx.term, snapshot });
+    pr.sent(pr.next - 1, 0);
+    this.snapshots_sent++;
+    return true;
+  }
+
+  /** Snapshots sent in this term (tests, metrics). */
+  snapshots_sent = 0;
 
   bcastAppend(): void {
     for (const id of this.progress.keys()) if (id !== this.ctx.id) this.maybeSendAppend(id, true);

@@ -67,6 +67,12 @@ export class Membership {
     assert(this.points[this.points.length - 1]!.index < index, `truncating at ${index} would undo a committed membership change`);
   }
 
+  /** A snapshot from the leader replaced the whole log: its membership is the one point left. */
+  restore(conf: ConfState, index: number): void {
+    assertValidConfState(conf);
+    this.points = [{ index, conf, from_log: true }];
+  }
+
   /** Forget points that can never be undone (at or below the commit index), keeping the newest of them. */
   compact(committed: number): void {
     while (this.points.length > 1 && this.points[1]!.index <= committed) this.points.shift();

@@ -6,7 +6,7 @@
  */
 import { assert } from '../../../engine/base/assert.js';
 import type { LogStorage } from './log-storage.js';
-import type { Entry } from './types.js';
+import type { Entry, Snapshot } from './types.js';
 import { entrySizeBytes } from './types.js';
 
 export interface MaybeAppendResult {
@@ -20,6 +20,13 @@ export class RaftLog {
   private unstable: Entry[] = [];
   /** Index of unstable[0]; everything below it is read from storage. */
   private unstable_offset: number;
+  /**
+   * A snapshot received from the leader and not yet installed by the caller (it is in the Ready
+   * being carried out, or the next one): it replaces the whole stored log, which is invisible now.
+   */
+  private unstable_snapshot: Snapshot | null = null;
+  /** The unstable snapshot has been handed out in a Ready. */
+  private snapshot_in_ready = false;
   committed: number;
   applied: number;
 
@@ -31,12 +38,21 @@ export class RaftLog {
     this.unstable_offset = storage.lastIndex() + 1;
     assert(committed <= storage.lastIndex(), `commit ${committed} beyond stored log ${storage.lastIndex()}`);
     assert(applied <= committed, `applied ${applied} beyond commit ${committed}`);
-    this.committed = committed;
-    this.applied = applied;
+    // Everything a stored snapshot covers was committed, and the caller restored it on start (a
+    // crash may have come between installing a snapshot and storing the hard state that follows).
+    const snapshot_index = storage.firstIndex() - 1;
+    this.committed = Math.max(committed, snapshot_index);
+    this.applied = Math.max(applied, snapshot_index);
   }
 
   firstIndex(): number {
+    if (this.unstable_snapshot !== null) return this.unstable_snapshot.meta.index + 1;
     return this.storage.firstIndex();
+  }
+
+  /** The snapshot standing in for entries before firstIndex(). */
+  snapshot(): Snapshot {
+    return this.unstable_snapshot ?? this.storage.snapshot();
   }
 
   lastIndex(): number {
@@ -50,6 +66,8 @@ export class RaftLog {
 
   term(index: number): number | undefined {
     if (index >= this.unstable_offset) return this.unstable[index - this.unstable_offset]?.term;
+    const snap = this.unstable_snapshot;
+    if (snap !== null) return index === snap.meta.index ? snap.meta.term : undefined;
     return this.storage.term(index);
   }
 
@@ -128,6 +146,40 @@ export class RaftLog {
       this.unstable = this.unstable.slice(0, first - this.unstable_offset).concat(entries);
     }
     this.assertContiguous(this.unstable, this.unstable_offset);
+  }
+
+  /**
+   * Follower: replace the whole log with a snapshot from the leader (§7). Everything it covers is
+   * committed and, once the caller has installed it, applied.
+   */
+  restore(snap: Snapshot): void {
+    assert(snap.meta.index > this.committed, `snapshot at ${snap.meta.index} is not beyond commit ${this.committed}`);
+    this.unstable_snapshot = snap;
+    this.snapshot_in_ready = false;
+    this.unstable = [];
+    this.unstable_offset = snap.meta.index + 1;
+    this.committed = snap.meta.index;
+    this.applied = snap.meta.index;
+  }
+
+  /** The snapshot to install in the next Ready, if any (and not already handed out). */
+  snapshotToInstall(): Snapshot | undefined {
+    if (this.unstable_snapshot === null || this.snapshot_in_ready) return undefined;
+    this.snapshot_in_ready = true;
+    return this.unstable_snapshot;
+  }
+
+  hasSnapshotToInstall(): boolean {
+    return this.unstable_snapshot !== null && !this.snapshot_in_ready;
+  }
+
+  /** The caller has installed `snap`: the store now starts after it. */
+  stableSnapTo(snap: Snapshot): void {
+    assert(this.storage.firstIndex() === snap.meta.index + 1 && this.storage.term(snap.meta.index) === snap.meta.term, `storage does not start after snapshot ${snap.meta.index}@${snap.meta.term}`);
+    if (this.unstable_snapshot === snap) {
+      this.unstable_snapshot = null;
+      this.snapshot_in_ready = false;
+    }
   }
 
   commitTo(index: number): void {

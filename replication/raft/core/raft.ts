@@ -29,6 +29,7 @@ import {
   type ProposeResult,
   type Ready,
   type Role,
+  type SnapshotRequest,
   type SoftState,
   type VoteRequest,
   type VoteResponse,
@@ -67,7 +68,10 @@ export class Raft {
     this.prng = this.cfg.prng;
     const hs = this.cfg.hard_state ?? { term: 0, vote: NONE, commit: 0 };
     this.log = new RaftLog(this.cfg.storage, hs.commit, this.cfg.applied_index);
-    this.membership = new Membership(this.cfg.conf_state, this.cfg.conf_state_index);
+    // A stored snapshot newer than the given membership point carries the membership in effect there.
+    const snap = this.cfg.storage.snapshot().meta;
+    if (snap.index > this.cfg.conf_state_index) this.membership = new Membership(snap.conf_state, snap.index);
+    else this.membership = new Membership(this.cfg.conf_state, this.cfg.conf_state_index);
     this.replayMembership();
     this.prev_hard_state = hs;
     this.term_ = hs.term;
@@ -83,7 +87,7 @@ export class Raft {
   }
 
   private replayMembership(): void {
-    const lo = this.cfg.conf_state_index + 1;
+    const lo = Math.max(this.cfg.conf_state_index, this.cfg.storage.snapshot().meta.index) + 1;
     const hi = this.log.lastIndex() + 1;
     assert(lo >= this.log.firstIndex(), `conf_state_index ${this.cfg.conf_state_index} is below the first stored entry`);
     for (let i = lo; i < hi; ) {
@@ -204,12 +208,12 @@ export class Raft {
     if (m.type === 'pre_vote') return true;
     // A granted pre-vote carries the term the pre-candidate would campaign with, not a real term.
     if (m.type === 'pre_vote_response' && m.granted) return true;
-    this.becomeFollower(m.term, m.type === 'append' || m.type === 'heartbeat' ? m.from : NONE);
+    this.becomeFollower(m.term, m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot' ? m.from : NONE);
     return true;
   }
 
   private stepLowerTerm(m: Message): void {
-    if ((this.cfg.check_quorum || this.cfg.pre_vote) && (m.type === 'append' || m.type === 'heartbeat')) {
+    if ((this.cfg.check_quorum || this.cfg.pre_vote) && (m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot')) {
       // A stale leader cut off from the rest may never hear the new term otherwise (with pre-vote
       // nobody campaigns at it): tell it, so it steps down.
       this.send(this.appendResponse(m.from, false, 0, 0, { index: 0, term: 0 }));
@@ -241,6 +245,7 @@ export class Raft {
         return this.leader!.handleHeartbeatResponse(m);
       case 'append':
       case 'heartbeat':
+      case 'snapshot':
         throw new AssertionError(`election safety: ${m.from} and ${this.id} both lead term ${this.term_}`);
       default:
         return; // late votes, timeout_now
@@ -255,6 +260,9 @@ export class Raft {
       case 'heartbeat':
         this.becomeFollower(this.term_, m.from);
         return this.handleHeartbeat(m);
+      case 'snapshot':
+        this.becomeFollower(this.term_, m.from);
+        return this.handleSnapshot(m);
       case 'vote_response':
         if (this.role_ === 'candidate') this.tally(m);
         return;
@@ -270,10 +278,13 @@ export class Raft {
     switch (m.type) {
       case 'append':
       case 'heartbeat':
+      case 'snapshot':
         assert(this.lead_ === NONE || this.lead_ === m.from, `election safety: ${m.from} and ${this.lead_} both lead term ${this.term_}`);
         this.election_elapsed_ticks = 0;
         this.lead_ = m.from;
-        return m.type === 'append' ? this.handleAppend(m) : this.handleHeartbeat(m);
+        if (m.type === 'append') return this.handleAppend(m);
+        if (m.type === 'snapshot') return this.handleSnapshot(m);
+        return this.handleHeartbeat(m);
       case 'timeout_now':
         return this.hup(true);
       default:
@@ -397,6 +408,27 @@ export class Raft {
     this.send(this.appendResponse(m.from, false, 0, m.prev_log_index, hint));
   }
 
+  /**
+   * InstallSnapshot (§7). A snapshot at or below our commit index tells us nothing; one whose last
+   * entry we hold (same index and term) only moves the commit index; anything else replaces our
+   * whole log (whatever we hold beyond it is not known to match the leader). Either way the answer
+   * is a successful append_response at the snapshot's index (or our commit index, if higher).
+   */
+  private handleSnapshot(m: SnapshotRequest): void {
+    const s = m.snapshot.meta;
+    if (s.index <= this.log.committed) {
+      this.send(this.appendResponse(m.from, true, this.log.committed, 0, { index: 0, term: 0 }));
+      return;
+    }
+    if (this.log.matchTerm(s.index, s.term)) {
+      this.log.commitTo(s.index);
+    } else {
+      this.log.restore(m.snapshot);
+      this.membership.restore(s.conf_state, s.index);
+    }
+    this.send(this.appendResponse(m.from, true, s.index, 0, { index: 0, term: 0 }));
+  }
+
   private handleHeartbeat(m: Heartbeat): void {
     // m.commit <= what the leader knows we persisted, so it is in our log (commitTo asserts so).
     this.log.commitTo(m.commit);
@@ -510,6 +542,7 @@ export class Raft {
     if (this.outstanding !== null) return false;
     return (
       this.msgs.length > 0 ||
+      this.log.hasSnapshotToInstall() ||
       this.log.hasUnstable() ||
       this.log.hasNextCommitted() ||
       !sameHardState(this.hardState(), this.prev_hard_state) ||
@@ -523,7 +556,9 @@ export class Raft {
     this.membership.compact(this.log.committed);
     const hs = this.hardState();
     const ss = this.softState();
+    const snapshot = this.log.snapshotToInstall();
     const rd: Ready = {
+      ...(snapshot === undefined ? {} : { snapshot }),
       ...(sameHardState(hs, this.prev_hard_state) ? {} : { hard_state: hs }),
       ...(sameSoftState(ss, this.prev_soft_state) ? {} : { soft_state: ss }),
       entries_to_persist: this.log.unstableEntries(),
@@ -541,6 +576,7 @@ export class Raft {
     this.outstanding = null;
     if (rd.hard_state) this.prev_hard_state = rd.hard_state;
     if (rd.soft_state) this.prev_soft_state = rd.soft_state;
+    if (rd.snapshot) this.log.stableSnapTo(rd.snapshot);
     const last = rd.entries_to_persist[rd.entries_to_persist.length - 1];
     if (last !== undefined) this.log.stableTo(last.index, last.term);
     const applied = rd.committed_entries_to_apply[rd.committed_entries_to_apply.length - 1];

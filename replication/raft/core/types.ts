@@ -103,11 +103,41 @@ export interface TimeoutNow extends MessageBase {
   readonly type: 'timeout_now';
 }
 
-export type Message = VoteRequest | VoteResponse | AppendRequest | AppendResponse | Heartbeat | HeartbeatResponse | TimeoutNow;
+/**
+ * A snapshot (§7): the state of everything up to and including entry `index` (of `term`), with
+ * the membership in effect there. The log before `index + 1` may be gone. `data` is opaque to the
+ * core: whatever the caller needs to stand in for the discarded entries (for the partition log:
+ * the offset where the next entry starts).
+ */
+export interface SnapshotMeta {
+  readonly index: number;
+  readonly term: number;
+  readonly conf_state: ConfState;
+}
+
+export interface Snapshot {
+  readonly meta: SnapshotMeta;
+  readonly data: Buffer;
+}
+
+/**
+ * InstallSnapshot (§7), sent when a follower needs entries the leader has discarded. The whole
+ * snapshot goes in one message (ours are small: the log itself is the state). The follower answers
+ * with an append_response whose match_index is the snapshot's index.
+ */
+export interface SnapshotRequest extends MessageBase {
+  readonly type: 'snapshot';
+  readonly snapshot: Snapshot;
+}
+
+export type Message = VoteRequest | VoteResponse | AppendRequest | AppendResponse | Heartbeat | HeartbeatResponse | TimeoutNow | SnapshotRequest;
 export type MessageType = Message['type'];
 
 /**
  * One batch of work for the caller, in this order:
+ *  0. if `snapshot` is present, install it: discard the whole stored log, so that the store
+ *     starts right after `snapshot.meta.index` (firstIndex() = index + 1, term(index) = its term),
+ *     and restore the state machine from it (entries to apply start after it);
  *  1. persist `hard_state` (if present) and `entries_to_persist`: first delete every stored entry
  *     with index >= entries_to_persist[0].index (a conflicting suffix), then append them; entries
  *     before hard state, so a crash never leaves a commit index beyond the stored log;
@@ -117,6 +147,7 @@ export type MessageType = Message['type'];
  * No other call may be made on the core between `ready()` and `advance()`.
  */
 export interface Ready {
+  readonly snapshot?: Snapshot;
   readonly hard_state?: HardState;
   readonly soft_state?: SoftState;
   readonly entries_to_persist: readonly Entry[];

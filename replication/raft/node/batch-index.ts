@@ -11,8 +11,8 @@
  * stored bytes (an async read, usually a memory-tier hit) before an append leaves the node.
  */
 import { assert } from '../../../engine/base/assert.js';
-import type { LogStorage } from '../core/log-storage.js';
-import type { Entry } from '../core/types.js';
+import { emptySnapshot, type LogStorage } from '../core/log-storage.js';
+import type { Entry, Snapshot } from '../core/types.js';
 
 /** One stored batch as the index sees it. */
 export interface IndexedBatch {
@@ -161,6 +161,10 @@ export class BatchLogStorage implements LogStorage {
 
   firstIndex(): number {
     return 1;
+  }
+
+  snapshot(): Snapshot {
+    return emptySnapshot();
   }
 
   lastIndex(): number {

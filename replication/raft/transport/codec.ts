@@ -23,6 +23,7 @@ const TO_WIRE: Record<MessageType, string> = {
   heartbeat: 'HEARTBEAT',
   heartbeat_response: 'HEARTBEAT_RESPONSE',
   timeout_now: 'TIMEOUT_NOW',
+  snapshot: 'SNAPSHOT',
 };
 const FROM_WIRE = new Map<string, MessageType>(Object.entries(TO_WIRE).map(([k, v]) => [v, k as MessageType]));
 
@@ -65,6 +66,15 @@ export function encodeRaftMessage(pm: PartitionMessage): Record<string, unknown>
     case 'heartbeat':
       out.commit = m.commit;
       break;
+    case 'snapshot': {
+      const s = m.snapshot;
+      out.snapshot_index = s.meta.index;
+      out.snapshot_term = s.meta.term;
+      out.snapshot_voters = s.meta.conf_state.voters;
+      out.snapshot_learners = s.meta.conf_state.learners;
+      out.snapshot_data = s.data;
+      break;
+    }
     case 'heartbeat_response':
     case 'timeout_now':
       break;
@@ -121,6 +131,13 @@ export function decodeRaftMessage(raw: unknown): PartitionMessage | null {
       case 'timeout_now':
         message = { type, ...base };
         break;
+      case 'snapshot': {
+        const ids = (v: unknown): number[] => ((v as unknown[] | undefined) ?? []).map(uint);
+        if (!Buffer.isBuffer(r.snapshot_data)) throw new RangeError('snapshot data is not bytes');
+        const conf_state = { voters: ids(r.snapshot_voters), learners: ids(r.snapshot_learners) };
+        message = { type, ...base, snapshot: { meta: { index: uint(r.snapshot_index), term: uint(r.snapshot_term), conf_state }, data: r.snapshot_data } };
+        break;
+      }
     }
     const created = r.topic_created_ms;
     if (typeof created !== 'number' || !Number.isSafeInteger(created)) return null;
