@@ -12,6 +12,7 @@ import { catalogWriteError, settledWrite } from './write-failure.js';
  *  - tindex:    [topic, partition, running_max_ts] -> [batch_base_offset, segment_base, position] (sparse time index)
  *  - groups:    [group, topic, partition] -> GroupOffset
  *  - raft:      [topic, partition] -> RaftHardState (cluster nodes)
+ *               [topic, partition, 'snapshot'] -> RaftSnapshotRecord (what stands for a discarded prefix)
  *  - meta:      string -> any
  *
  * Everything here except `groups` and `meta` can be rebuilt from the segment files
@@ -44,6 +45,20 @@ export interface RaftHardState {
   term: number;
   vote: number;
   commit: number;
+}
+
+/**
+ * A cluster node's Raft snapshot of one partition: entries 1..index (the last of term `term`) are
+ * no longer in the local log, which starts at `next_offset` (where entry index + 1 begins);
+ * `voters`/`learners` is the membership in effect at `index`. Unlike the rest of the catalog, it
+ * cannot be rebuilt from the segments: it is what gives their batches their Raft indexes.
+ */
+export interface RaftSnapshotRecord {
+  index: number;
+  term: number;
+  next_offset: number;
+  voters: number[];
+  learners: number[];
 }
 
 /** A sealed segment held by the archive tier (its local copy may be gone). */
@@ -201,7 +216,7 @@ export class Catalog {
     /** True when the environment was created by this open (nothing to trust, rebuild from segments). */
     readonly fresh: boolean,
     /** Raft hard state per partition: [topic, partition] -> {term, vote, commit} (cluster nodes only; null when opened read-only without it). */
-    readonly raft: Database<RaftHardState, (string | number)[]> | null = null,
+    readonly raft: Database<RaftHardState | RaftSnapshotRecord, (string | number)[]> | null = null,
   ) {}
 
   static open(path: string): Catalog {
@@ -332,7 +347,22 @@ export class Catalog {
   /** The partition's persisted Raft hard state, or null when it never had one. */
   getRaftState(p: PartitionKey): RaftHardState | null {
     this.guard();
-    return this.raft?.get([p[0], p[1]]) ?? null;
+    return (this.raft?.get([p[0], p[1]]) as RaftHardState | undefined) ?? null;
+  }
+
+  /** The partition's Raft snapshot record, or null while its log has discarded nothing. */
+  getRaftSnapshot(p: PartitionKey): RaftSnapshotRecord | null {
+    this.guard();
+    return (this.raft?.get([p[0], p[1], 'snapshot']) as RaftSnapshotRecord | undefined) ?? null;
+  }
+
+  /** Durable when it resolves: segments below `next_offset` may be deleted only after. */
+  async putRaftSnapshot(p: PartitionKey, s: RaftSnapshotRecord): Promise<void> {
+    this.guardWrite();
+    if (this.raft === null) throw closed('the read-only LMDB catalog');
+    const record: RaftSnapshotRecord = { index: s.index, term: s.term, next_offset: s.next_offset, voters: [...s.voters], learners: [...s.learners] };
+    await this.awaited('the Raft snapshot', this.raft.put([p[0], p[1], 'snapshot'], record));
+    await this.awaited('the Raft snapshot', this.raft.flushed);
   }
 
   /** Durable (LMDB commit synced) when it resolves: a vote or an acknowledgement may only leave after. */
@@ -493,6 +523,7 @@ export class Catalog {
       }
       for (const { key } of this.tindex.getRange({ start: [p[0], p[1], TS_MIN], end: [p[0], p[1], TS_MAX] })) this.tindex.removeSync(key);
       this.raft?.removeSync([p[0], p[1]]);
+      this.raft?.removeSync([p[0], p[1], 'snapshot']);
       this.meta.removeSync(producerSnapshotKey(p));
     });
     this.redropInFlight(p, () => true);

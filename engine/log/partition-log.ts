@@ -76,8 +76,9 @@ export interface PartitionDeps {
   /**
    * Raft mode (a cluster node): the high watermark is the commit point, set by the replicator
    * (`advanceHighWatermark`), not the log end; produce goes through the replicator
-   * (`setReplicator`); retention and compaction delete nothing (Raft entries are batch ordinals,
-   * and there are no snapshots yet). See docs/raft.md, "Wiring".
+   * (`setReplicator`); retention deletes only committed segments, and only once the replicator has
+   * stored the Raft snapshot that stands for them (`PartitionReplicator.discardBelow`); compaction
+   * rewrites nothing. See docs/raft.md, "Retention on cluster nodes".
    */
   raft?: boolean;
 }
@@ -86,6 +87,12 @@ export interface PartitionDeps {
 export interface PartitionReplicator {
   /** `batches` are validated (framing, CRC, record count, size); the replicator owns them. */
   append(batches: Buffer[], opts: AppendOptions): Promise<AppendResult>;
+  /**
+   * Retention wants to delete the local log below `offset` (a segment boundary at or below the
+   * high watermark). Resolves with how far the replicator allows it (at most `offset`, at least
+   * the log start offset) once it has durably recorded what stands for the discarded entries.
+   */
+  discardBelow?(offset: number): Promise<number>;
 }
 
 /** One batch of the local log, as `scanLocalBatches` reports it. */
@@ -785,24 +792,13 @@ export class PartitionLog {
   /**
    * Deletes whole sealed segments beyond `retention.bytes` or older than `retention.ms`
    * (judged by their newest record). The active segment is never deleted. Returns segments deleted.
+   * In Raft mode only committed segments, once the replicator has stored a snapshot for them.
    */
   applyRetention(): Promise<number> {
+    if (this.deps.raft) return this.applyRaftRetention();
     return this.exclusive(async () => {
       if (this.closed_state !== 'open') return 0; // a closed (or crash-stopped) log deletes nothing
-      if (this.deps.raft) return 0; // Raft entries are batch ordinals from the log start: nothing may go before snapshots exist
-      const c = this.deps.config;
-      const archived_bases = new Set(this.archived.map((a) => a.base_offset));
-      const local_start = this.segments[0]!.base_offset;
-      const plan = planRetention({
-        now_ms: this.deps.clock.now_ms(),
-        retention_bytes: c.retention_bytes,
-        retention_ms: c.retention_ms,
-        local_retention_bytes: c.local_retention_bytes,
-        local_retention_ms: c.local_retention_ms,
-        archived_only: this.archived.filter((a) => a.base_offset < local_start),
-        local: this.segments.map((s) => ({ base_offset: s.base_offset, size_bytes: s.size_bytes, max_timestamp_ms: s.max_timestamp_ms, archived: archived_bases.has(s.base_offset) })),
-        archive_enabled: this.deps.archive !== null && c.remote_storage_enable,
-      });
+      const plan = this.retentionPlan();
       for (const base of plan.archive_deletes) await this.deleteArchived(base);
       for (const d of plan.local_deletes) {
         assert(this.segments[0]!.base_offset === d.base_offset && this.segments.length > 1, 'retention plan out of order');
@@ -810,6 +806,64 @@ export class PartitionLog {
         if (d.and_archive) await this.deleteArchived(d.base_offset);
       }
       return plan.archive_deletes.length + plan.local_deletes.length;
+    });
+  }
+
+  /** What `retention.*` and `local.retention.*` would delete now (engine/log/retention.ts). */
+  private retentionPlan(): ReturnType<typeof planRetention> {
+    const c = this.deps.config;
+    const archived_bases = new Set(this.archived.map((a) => a.base_offset));
+    const local_start = this.segments[0]!.base_offset;
+    return planRetention({
+      now_ms: this.deps.clock.now_ms(),
+      retention_bytes: c.retention_bytes,
+      retention_ms: c.retention_ms,
+      local_retention_bytes: c.local_retention_bytes,
+      local_retention_ms: c.local_retention_ms,
+      archived_only: this.archived.filter((a) => a.base_offset < local_start),
+      local: this.segments.map((s) => ({ base_offset: s.base_offset, size_bytes: s.size_bytes, max_timestamp_ms: s.max_timestamp_ms, archived: archived_bases.has(s.base_offset) })),
+      archive_enabled: this.deps.archive !== null && c.remote_storage_enable,
+    });
+  }
+
+  /**
+   * Raft mode: only committed local segments go, and only as far as the replicator allows once it
+   * has stored the snapshot that stands for them. Its answer is awaited outside the lock (the Raft
+   * driver writes to this log meanwhile). Archived segments below the local log go as planned.
+   */
+  private async applyRaftRetention(): Promise<number> {
+    const planned = await this.exclusive(async () => {
+      if (this.closed_state !== 'open') return { below: -1, archived: 0 };
+      const plan = this.retentionPlan();
+      for (const base of plan.archive_deletes) await this.deleteArchived(base);
+      let below = this.logStartOffset;
+      for (const d of plan.local_deletes) {
+        const seg = this.segments.find((x) => x.base_offset === d.base_offset);
+        if (seg === undefined || !seg.sealed || seg === this.active || seg.next_offset > this.hw) break;
+        below = seg.next_offset;
+      }
+      return { below, archived: plan.archive_deletes.length };
+    });
+    const r = this.replicator;
+    if (planned.below <= this.logStartOffset || r?.discardBelow === undefined) return planned.archived;
+    const allowed = await r.discardBelow(planned.below);
+    return planned.archived + (await this.discardBelow(Math.min(allowed, planned.below)));
+  }
+
+  /**
+   * Deletes the local segments wholly below `offset` (the active one never), as retention does; an
+   * archived copy stays. A cluster node calls it after storing the Raft snapshot for them, and again
+   * on open to finish a deletion a crash interrupted. Returns segments deleted.
+   */
+  discardBelow(offset: number): Promise<number> {
+    return this.exclusive(async () => {
+      if (this.closed_state !== 'open') return 0;
+      let n = 0;
+      while (this.segments.length > 1 && this.segments[0]!.next_offset <= offset && this.segments[0]!.sealed) {
+        await this.deleteFirstSegment();
+        n++;
+      }
+      return n;
     });
   }
 

@@ -1,9 +1,12 @@
 /**
  * The Raft log of one partition IS its segment store: Raft index i is the partition's i-th record
- * batch (1-based, dense, from the log start), and the batch's partitionLeaderEpoch is the term of
- * entry i. This module keeps the one piece of bookkeeping that adds: an in-memory index from batch
- * ordinal to (next offset, term, byte size), in typed arrays (16 bytes per batch), rebuilt from the
- * segment files on open. The base offset of entry i is the next offset of entry i - 1.
+ * batch (1-based, dense), and the batch's partitionLeaderEpoch is the term of entry i. Once
+ * retention has discarded a prefix (or a snapshot from the leader replaced the log), the local log
+ * starts at entry `firstIndex` = snapshot index + 1 (the snapshot record in the catalog says which
+ * index the first local batch has). This module keeps the one piece of bookkeeping that adds: an
+ * in-memory index from batch ordinal to (next offset, term, byte size), in typed arrays (16 bytes
+ * per batch), rebuilt from the segment files on open. The base offset of entry i is the next offset
+ * of entry i - 1.
  *
  * `BatchLogStorage` serves the core's synchronous `LogStorage` from this index. The bytes stay in
  * the segment store: `entries()` hands out *lazy* entries whose `data` is a zero-filled view of the
@@ -12,7 +15,7 @@
  */
 import { assert } from '../../../engine/base/assert.js';
 import { emptySnapshot, type LogStorage } from '../core/log-storage.js';
-import type { Entry, Snapshot } from '../core/types.js';
+import type { ConfState, Entry, Snapshot } from '../core/types.js';
 
 /** One stored batch as the index sees it. */
 export interface IndexedBatch {
@@ -30,16 +33,39 @@ export class BatchIndex {
   private terms = new Uint32Array(INITIAL_CAPACITY);
   private sizes = new Uint32Array(INITIAL_CAPACITY);
   private count = 0;
+  /** Raft index of the first entry held (arrays[0]); entries before it are covered by a snapshot. */
+  private first = 1;
+  /** Term of entry first - 1 (0 when nothing was discarded). */
+  private prev_term = 0;
   /** Membership changes (rare): Raft index -> the core's conf_change entry data (conf-batch.ts). */
   private readonly conf = new Map<number, Buffer>();
 
-  /** `start_offset`: the base offset of entry 1 (the log start offset). */
-  constructor(readonly start_offset: number) {
+  /**
+   * `start_offset`: the base offset of the first entry held (the log start offset);
+   * `snapshot`: the last discarded entry (index and term), if a prefix has been discarded.
+   */
+  constructor(
+    private start_offset: number,
+    snapshot: { index: number; term: number } = { index: 0, term: 0 },
+  ) {
     assert(Number.isSafeInteger(start_offset) && start_offset >= 0, `bad start offset ${start_offset}`);
+    assert(Number.isSafeInteger(snapshot.index) && snapshot.index >= 0 && (snapshot.index > 0 || snapshot.term === 0), `bad snapshot ${snapshot.index}@${snapshot.term}`);
+    this.first = snapshot.index + 1;
+    this.prev_term = snapshot.term;
+  }
+
+  /** The first entry held (1 unless a prefix was discarded). */
+  get firstIndex(): number {
+    return this.first;
   }
 
   get lastIndex(): number {
-    return this.count;
+    return this.first - 1 + this.count;
+  }
+
+  /** Offset where the first entry held starts. */
+  get startOffset(): number {
+    return this.start_offset;
   }
 
   /** Offset one past the last batch (the log end offset the index knows). */
@@ -47,27 +73,27 @@ export class BatchIndex {
     return this.count === 0 ? this.start_offset : this.next_offsets[this.count - 1]!;
   }
 
-  /** Term of entry `index`: 0 for index 0, undefined outside [0, lastIndex]. */
+  /** Term of entry `index`: that of the snapshot for firstIndex - 1, undefined outside [firstIndex - 1, lastIndex]. */
   term(index: number): number | undefined {
-    if (index === 0) return 0;
-    if (!Number.isInteger(index) || index < 0 || index > this.count) return undefined;
-    return this.terms[index - 1];
+    if (index === this.first - 1) return this.prev_term;
+    if (!Number.isInteger(index) || index < this.first || index > this.lastIndex) return undefined;
+    return this.terms[index - this.first];
   }
 
-  /** Offset one past entry `index` (index 0: the log start). */
+  /** Offset one past entry `index` (firstIndex - 1: the log start). */
   nextOffset(index: number): number {
-    assert(Number.isInteger(index) && index >= 0 && index <= this.count, `no entry ${index} (last is ${this.count})`);
-    return index === 0 ? this.start_offset : this.next_offsets[index - 1]!;
+    assert(Number.isInteger(index) && index >= this.first - 1 && index <= this.lastIndex, `no entry ${index} (held: ${this.first}..${this.lastIndex})`);
+    return index === this.first - 1 ? this.start_offset : this.next_offsets[index - this.first]!;
   }
 
   baseOffset(index: number): number {
-    assert(index >= 1 && index <= this.count, `no entry ${index} (last is ${this.count})`);
+    assert(index >= this.first && index <= this.lastIndex, `no entry ${index} (held: ${this.first}..${this.lastIndex})`);
     return this.nextOffset(index - 1);
   }
 
   sizeBytes(index: number): number {
-    assert(index >= 1 && index <= this.count, `no entry ${index} (last is ${this.count})`);
-    return this.sizes[index - 1]!;
+    assert(index >= this.first && index <= this.lastIndex, `no entry ${index} (held: ${this.first}..${this.lastIndex})`);
+    return this.sizes[index - this.first]!;
   }
 
   get(index: number): IndexedBatch {
@@ -78,8 +104,8 @@ export class BatchIndex {
   push(b: IndexedBatch): void {
     assert(b.base_offset === this.endOffset, `batch at ${b.base_offset} does not continue the index ending at ${this.endOffset}`);
     assert(b.next_offset > b.base_offset, `batch ${b.base_offset}..${b.next_offset} spans no offset`);
-    const prev_term = this.count === 0 ? 0 : this.terms[this.count - 1]!;
-    assert(b.term >= prev_term, `term goes backwards at index ${this.count + 1}: ${b.term} < ${prev_term}`);
+    const prev_term = this.count === 0 ? this.prev_term : this.terms[this.count - 1]!;
+    assert(b.term >= prev_term, `term goes backwards at index ${this.lastIndex + 1}: ${b.term} < ${prev_term}`);
     if (this.count === this.terms.length) this.grow();
     this.next_offsets[this.count] = b.next_offset;
     this.terms[this.count] = b.term;
@@ -89,14 +115,37 @@ export class BatchIndex {
 
   /** Keeps entries 1..last_index (drops a suffix). */
   truncateAfter(last_index: number): void {
-    assert(last_index >= 0 && last_index <= this.count, `cannot truncate after ${last_index} (last is ${this.count})`);
-    this.count = last_index;
+    assert(last_index >= this.first - 1 && last_index <= this.lastIndex, `cannot truncate after ${last_index} (held: ${this.first}..${this.lastIndex})`);
+    this.count = last_index - this.first + 1;
     for (const i of [...this.conf.keys()]) if (i > last_index) this.conf.delete(i);
+  }
+
+  /** Forgets entries up to `index` (retention deleted them; a snapshot stands for them). */
+  discardThrough(index: number): void {
+    assert(index >= this.first && index <= this.lastIndex, `cannot discard through ${index} (held: ${this.first}..${this.lastIndex})`);
+    const k = index - this.first + 1;
+    this.prev_term = this.term(index)!;
+    this.start_offset = this.nextOffset(index);
+    this.next_offsets.copyWithin(0, k, this.count);
+    this.terms.copyWithin(0, k, this.count);
+    this.sizes.copyWithin(0, k, this.count);
+    this.count -= k;
+    this.first = index + 1;
+    for (const i of [...this.conf.keys()]) if (i <= index) this.conf.delete(i);
+  }
+
+  /** Holds nothing; the log starts after entry `index` (of `term`) at `start_offset` (an installed snapshot). */
+  reset(index: number, term: number, start_offset: number): void {
+    this.count = 0;
+    this.first = index + 1;
+    this.prev_term = term;
+    this.start_offset = start_offset;
+    this.conf.clear();
   }
 
   /** Entry `index` (already pushed) is a membership change with this core entry data. */
   setConfChange(index: number, data: Buffer): void {
-    assert(index >= 1 && index <= this.count, `no entry ${index} (last is ${this.count})`);
+    assert(index >= this.first && index <= this.lastIndex, `no entry ${index} (held: ${this.first}..${this.lastIndex})`);
     this.conf.set(index, data);
   }
 
@@ -114,8 +163,8 @@ export class BatchIndex {
 
   /** The ordinal of the batch starting at `base_offset`, or 0 if no batch starts there. */
   indexOfBase(base_offset: number): number {
-    let lo = 1;
-    let hi = this.count;
+    let lo = this.first;
+    let hi = this.lastIndex;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
       const b = this.nextOffset(mid - 1);
@@ -155,16 +204,33 @@ export function isLazyEntry(e: Entry): boolean {
   return lazy.has(e);
 }
 
+/** A snapshot's data on a cluster node: where the entry after it starts (JSON, for a person reading a trace). */
+export function encodeSnapshotData(next_offset: number): Buffer {
+  return Buffer.from(JSON.stringify({ next_offset }));
+}
+
+/** The offset a snapshot's data names; throws on anything else. */
+export function decodeSnapshotData(data: Buffer): number {
+  const v = (JSON.parse(data.toString('utf8')) as { next_offset?: unknown }).next_offset;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new RangeError(`snapshot data names no offset: ${data.toString('utf8').slice(0, 80)}`);
+  return v;
+}
+
 /** The core's read-only view of the partition log, through the batch index. */
 export class BatchLogStorage implements LogStorage {
+  /** The membership in effect at firstIndex() - 1 (the snapshot's); set by the driver. */
+  snapshot_conf: ConfState = { voters: [], learners: [] };
+
   constructor(readonly index: BatchIndex) {}
 
   firstIndex(): number {
-    return 1;
+    return this.index.firstIndex;
   }
 
   snapshot(): Snapshot {
-    return emptySnapshot();
+    const i = this.index.firstIndex - 1;
+    if (i === 0) return emptySnapshot(this.snapshot_conf);
+    return { meta: { index: i, term: this.index.term(i)!, conf_state: this.snapshot_conf }, data: encodeSnapshotData(this.index.startOffset) };
   }
 
   lastIndex(): number {
@@ -176,7 +242,7 @@ export class BatchLogStorage implements LogStorage {
   }
 
   entries(lo: number, hi: number, max_bytes: number): Entry[] {
-    assert(lo >= 1 && lo <= hi && hi <= this.index.lastIndex + 1, `entries [${lo}, ${hi}) outside [1, ${this.index.lastIndex + 1})`);
+    assert(lo >= this.index.firstIndex && lo <= hi && hi <= this.index.lastIndex + 1, `entries [${lo}, ${hi}) outside [${this.index.firstIndex}, ${this.index.lastIndex + 1})`);
     const out: Entry[] = [];
     let size_bytes = 0;
     for (let i = lo; i < hi; i++) {

@@ -28,8 +28,8 @@ import type { AppendOptions, AppendResult } from '../../../engine/log/types.js';
 import { decodeConfChangeEntry, type ConfChange } from '../core/conf-change.js';
 import { raftDefaults } from '../core/config.js';
 import { Raft } from '../core/raft.js';
-import { NONE, type AppendRequest, type ConfState, type Entry, type HardState, type Message, type NodeId, type ProposeResult, type Ready, type Role } from '../core/types.js';
-import { BatchIndex, BatchLogStorage, isLazyEntry, type IndexedBatch } from './batch-index.js';
+import { NONE, type AppendRequest, type ConfState, type Entry, type HardState, type Message, type NodeId, type ProposeResult, type Ready, type Role, type Snapshot } from '../core/types.js';
+import { BatchIndex, BatchLogStorage, decodeSnapshotData, isLazyEntry, type IndexedBatch } from './batch-index.js';
 import { confChangeBatch, confChangeOfBatch } from './conf-batch.js';
 import { noopBatch } from './noop-batch.js';
 
@@ -155,11 +155,14 @@ export class PartitionNode implements PartitionReplicator {
   private commit_to_store: HardState | null = null;
   private commit_store_timer: NodeJS.Timeout | null = null;
 
+  private readonly storage: BatchLogStorage;
+
   private constructor(
     private readonly o: PartitionNodeOptions,
     private readonly index: BatchIndex,
     hs: HardState,
     producers: ProducerStateTable<EntryRef>,
+    snapshot_conf: ConfState | null,
   ) {
     this.producers = producers;
     this.topic = o.log.topic;
@@ -168,12 +171,15 @@ export class PartitionNode implements PartitionReplicator {
     this.inbox_max = o.inbox_max ?? 8192;
     this.persisted = hs;
     const storage = new BatchLogStorage(index);
-    // The membership at the commit index: the newest change at or below it, else the bootstrap
-    // configuration. The point must not be above the commit index: an uncommitted tail can still be
-    // cut, and the core would take that for undoing a committed change. The core replays the
-    // changes in [commit + 1, last] itself (BatchLogStorage hands them out with their data).
+    this.storage = storage;
+    storage.snapshot_conf = snapshot_conf ?? { voters: [...o.voters], learners: [] };
+    // The membership at the commit index: the newest change at or below it, else the snapshot's,
+    // else the bootstrap configuration. The point must not be above the commit index: an
+    // uncommitted tail can still be cut, and the core would take that for undoing a committed
+    // change. The core replays the changes in [commit + 1, last] itself (BatchLogStorage hands them
+    // out with their data).
     const committed_conf = index.lastConfChangeAtOrBelow(hs.commit);
-    const conf_state = committed_conf ? decodeConfChangeEntry(committed_conf[1]).conf_state : { voters: [...o.voters], learners: [] };
+    const conf_state = committed_conf ? decodeConfChangeEntry(committed_conf[1]).conf_state : storage.snapshot_conf;
     this.raft = new Raft({
       id: o.node_id,
       storage,
@@ -196,7 +202,22 @@ export class PartitionNode implements PartitionReplicator {
    */
   static async open(o: PartitionNodeOptions): Promise<PartitionNode> {
     const log = o.log;
-    const index = new BatchIndex(log.logStartOffset);
+    const key: PartitionKey = [log.topic, log.partition];
+    const snap = o.catalog.getRaftSnapshot(key);
+    if (snap !== null && log.logStartOffset < snap.next_offset) {
+      // A crash came between storing the snapshot and deleting what it stands for: finish that. An
+      // empty log was cut for a snapshot from the leader (installSnapshot) and restarts at its end.
+      if (log.logEndOffset <= log.logStartOffset) await log.startAt(snap.next_offset);
+      else await log.discardBelow(snap.next_offset);
+    }
+    if (snap !== null && log.logStartOffset !== snap.next_offset) {
+      throw new EngineError(
+        'CORRUPT_SEGMENT',
+        `${log.topic}/${log.partition}: the Raft snapshot says the local log starts at offset ${snap.next_offset} (entry ${snap.index + 1}), but it starts at ${log.logStartOffset}; the Raft indexes of its batches are unknown. Move this partition's data away and let the node catch up from the leader`,
+        { snapshot_next_offset: snap.next_offset, log_start_offset: log.logStartOffset },
+      );
+    }
+    const index = new BatchIndex(log.logStartOffset, snap === null ? undefined : { index: snap.index, term: snap.term });
     // The same scan rebuilds the idempotent producers' state of the whole local log.
     const producers = new ProducerStateTable<EntryRef>();
     await log.scanLocalBatches((b) => {
@@ -206,9 +227,10 @@ export class PartitionNode implements PartitionReplicator {
       const conf = b.control_bytes ? confChangeOfBatch(b.control_bytes) : null;
       if (conf !== null) index.setConfChange(index.lastIndex, conf);
     });
-    const key: PartitionKey = [log.topic, log.partition];
     const stored = o.catalog.getRaftState(key) ?? { term: 0, vote: NONE, commit: 0 };
-    let commit = stored.commit;
+    // Everything a snapshot stands for was committed (a crash may have come before the hard state
+    // that followed an installed snapshot was stored).
+    let commit = Math.max(stored.commit, index.firstIndex - 1);
     if (commit > index.lastIndex) {
       // Only possible when segments were not fsynced (flush.ms / flush.messages > 1) and the machine
       // lost its page cache: the commit point refers to batches that are gone. Raft cannot repair
@@ -216,7 +238,8 @@ export class PartitionNode implements PartitionReplicator {
       o.logger.warn({ topic: log.topic, partition: log.partition, commit, last_index: index.lastIndex }, 'raft: persisted commit index is beyond the stored log (unsynced segments lost); clamping');
       commit = index.lastIndex;
     }
-    const node = new PartitionNode(o, index, { term: stored.term, vote: stored.vote, commit }, producers);
+    const snapshot_conf = snap === null ? null : { voters: snap.voters, learners: snap.learners };
+    const node = new PartitionNode(o, index, { term: stored.term, vote: stored.vote, commit }, producers, snapshot_conf);
     log.advanceHighWatermark(index.nextOffset(commit));
     log.setReplicator(node);
     return node;
@@ -551,6 +574,7 @@ export class PartitionNode implements PartitionReplicator {
   }
 
   private async carryOut(rd: Ready): Promise<void> {
+    if (rd.snapshot) await this.retrying('installing a snapshot', () => this.installSnapshot(rd.snapshot!));
     if (rd.entries_to_persist.length > 0) await this.retrying('persisting entries', () => this.persistEntries(rd.entries_to_persist));
     if (rd.hard_state) {
       const hs = rd.hard_state;
@@ -598,10 +622,66 @@ export class PartitionNode implements PartitionReplicator {
     }
   }
 
+  /**
+   * Step 0: a snapshot from the leader replaces the whole local log (the leader has discarded the
+   * entries this node lacks). Crash-safe in this order: the local log is cut to nothing, the
+   * snapshot record is stored (durably), the empty log moves to the snapshot's end offset; open()
+   * finishes the last step if a crash came before it.
+   */
+  private async installSnapshot(snap: Snapshot): Promise<void> {
+    const { index, term, conf_state } = snap.meta;
+    const next_offset = decodeSnapshotData(snap.data);
+    const log = this.o.log;
+    this.o.logger.info({ topic: this.topic, partition: this.partition, snapshot_index: index, snapshot_term: term, next_offset, local_start: log.logStartOffset, local_end: log.logEndOffset }, 'raft: installing a snapshot from the leader (its log no longer holds what this node lacks)');
+    if (log.logEndOffset > log.logStartOffset) await log.truncateTo(log.logStartOffset);
+    await this.o.catalog.putRaftSnapshot(this.key, { index, term, next_offset, voters: [...conf_state.voters], learners: [...conf_state.learners] });
+    if (log.logStartOffset !== next_offset) await log.startAt(next_offset);
+    this.index.reset(index, term, next_offset);
+    this.storage.snapshot_conf = conf_state;
+    // The producers' batches were all in the discarded log (Kafka's rule applies: a producer whose
+    // state is gone may go on at any sequence).
+    this.producers.forget(() => true);
+    this.unpersisted.clear();
+    this.snapshots_installed++;
+  }
+
+  /** Snapshots installed from a leader (tests, metrics). */
+  snapshots_installed = 0;
+
+  /**
+   * Retention (PartitionLog.applyRetention) wants the local log below `offset` gone: between two
+   * Readies, the entries it holds are handed to a snapshot (stored durably first), the index
+   * forgets them, and the answer says the log may delete below `offset`. Only applied entries go;
+   * the answer is lower (down to the log start) if `offset` is beyond them.
+   */
+  async discardBelow(offset: number): Promise<number> {
+    const plan = await this.onCore(() => {
+      const idx = this.index;
+      let through = offset >= idx.endOffset ? idx.lastIndex : idx.indexOfBase(offset) - 1;
+      if (through < idx.firstIndex - 1) through = idx.firstIndex - 1; // not a batch boundary: keep all
+      through = Math.min(through, this.raft.appliedIndex);
+      if (through < idx.firstIndex) return null;
+      const conf = idx.lastConfChangeAtOrBelow(through);
+      return { through, term: idx.term(through)!, next_offset: idx.nextOffset(through), conf_state: conf ? decodeConfChangeEntry(conf[1]).conf_state : this.storage.snapshot_conf };
+    });
+    if (plan === null) return this.o.log.logStartOffset;
+    const { through, term, next_offset, conf_state } = plan;
+    await this.o.catalog.putRaftSnapshot(this.key, { index: through, term, next_offset, voters: [...conf_state.voters], learners: [...conf_state.learners] });
+    await this.onCore(() => {
+      // Nothing but this method discards, and the log below the commit index never changes.
+      assert(this.index.term(through) === term && this.index.nextOffset(through) === next_offset, `entry ${through} changed while its snapshot was stored`);
+      this.index.discardThrough(through);
+      this.storage.snapshot_conf = conf_state;
+      this.producers.forget((ref) => ref.index <= through);
+    });
+    this.o.logger.info({ topic: this.topic, partition: this.partition, snapshot_index: through, snapshot_term: term, next_offset }, 'raft: retention discards the log below a snapshot');
+    return next_offset;
+  }
+
   /** Step 1: the segment store becomes the log the core handed out (suffix cut, entries appended). */
   private async persistEntries(entries: readonly Entry[]): Promise<void> {
     const first = entries[0]!.index;
-    assert(first >= 1 && first <= this.index.lastIndex + 1, `entries start at ${first}, the log ends at ${this.index.lastIndex}`);
+    assert(first >= this.index.firstIndex && first <= this.index.lastIndex + 1, `entries start at ${first}, the log holds ${this.index.firstIndex}..${this.index.lastIndex}`);
     // What this node believed about entries from `first` on (a cut suffix, or proposals the core
     // dropped) gives way to the entries persisted now, read from their headers below. Without a
     // cut, only proposals can be stale: just their producers are looked at (a hot path).
@@ -726,6 +806,12 @@ export class PartitionNode implements PartitionReplicator {
     const commit = this.raft.commitIndex;
     const keep: Pending[] = [];
     for (const p of this.pending) {
+      if (p.first < this.index.firstIndex) {
+        // A snapshot from a new leader replaced the log holding these batches: they may well be
+        // committed there (this node had stored them), but their fate is no longer visible here.
+        p.reject(new EngineError('CLOSED', `${this.topic}/${this.partition}: node ${this.o.node_id} lost leadership and its log was replaced by a snapshot before it learnt whether these batches committed (they may have): check before producing them again`));
+        continue;
+      }
       const stored = p.last <= this.index.lastIndex && this.index.term(p.first) === p.term && this.index.term(p.last) === p.term;
       if (stored) p.persisted = true;
       const lost =

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { BatchIndex, BatchLogStorage, isLazyEntry } from '../../../replication/raft/node/batch-index.js';
+import { BatchIndex, BatchLogStorage, decodeSnapshotData, isLazyEntry } from '../../../replication/raft/node/batch-index.js';
 import { noopBatch } from '../../../replication/raft/node/noop-batch.js';
 import { batchBaseOffset, batchLeaderEpoch, checkBatch, decodeRecords, readBatchHeader } from '../../../engine/index.js';
 
@@ -85,5 +85,46 @@ describe('noopBatch', () => {
     expect(batchBaseOffset(b)).toBe(42);
     expect(batchLeaderEpoch(b)).toBe(7);
     expect(decodeRecords(b)).toEqual([]);
+  });
+});
+
+describe('BatchIndex after a discarded prefix', () => {
+  test('discardThrough keeps indexes, offsets and terms of the rest; the snapshot entry keeps its term', () => {
+    const ix = indexOf([[1, 1, 61], [10, 1, 500], [3, 2, 200], [1, 4, 61], [5, 4, 300]], 100);
+    ix.setConfChange(2, Buffer.from('c2'));
+    ix.setConfChange(4, Buffer.from('c4'));
+    ix.discardThrough(3);
+    expect([ix.firstIndex, ix.lastIndex, ix.startOffset, ix.endOffset]).toEqual([4, 5, 114, 120]);
+    expect(ix.term(3)).toBe(2); // the snapshot's term
+    expect(ix.term(2)).toBeUndefined();
+    expect(ix.get(5)).toEqual({ base_offset: 115, next_offset: 120, term: 4, size_bytes: 300 });
+    expect(ix.nextOffset(3)).toBe(114);
+    expect(() => ix.nextOffset(2)).toThrow(/no entry 2/);
+    expect(ix.indexOfBase(115)).toBe(5);
+    expect(ix.indexOfBase(101)).toBe(0);
+    expect(ix.confChange(2)).toBeUndefined();
+    expect(ix.lastConfChangeAtOrBelow(5)?.[0]).toBe(4);
+    ix.push({ base_offset: 120, next_offset: 121, term: 5, size_bytes: 61 });
+    expect([ix.lastIndex, ix.term(6)]).toEqual([6, 5]);
+    ix.truncateAfter(3);
+    expect([ix.lastIndex, ix.endOffset]).toEqual([3, 114]);
+    expect(() => ix.truncateAfter(2)).toThrow();
+  });
+
+  test('a new index starts after a stored snapshot; reset empties it at an installed one', () => {
+    const ix = new BatchIndex(500, { index: 40, term: 3 });
+    expect([ix.firstIndex, ix.lastIndex, ix.term(40), ix.nextOffset(40)]).toEqual([41, 40, 3, 500]);
+    expect(() => ix.push({ base_offset: 500, next_offset: 501, term: 2, size_bytes: 61 })).toThrow(/term goes backwards/);
+    ix.push({ base_offset: 500, next_offset: 510, term: 3, size_bytes: 400 });
+    expect(ix.get(41)).toEqual({ base_offset: 500, next_offset: 510, term: 3, size_bytes: 400 });
+    ix.reset(90, 7, 2_000);
+    expect([ix.firstIndex, ix.lastIndex, ix.term(90), ix.endOffset]).toEqual([91, 90, 7, 2_000]);
+    const storage = new BatchLogStorage(ix);
+    storage.snapshot_conf = { voters: [1, 2, 3], learners: [4] };
+    const snap = storage.snapshot();
+    expect(snap.meta).toEqual({ index: 90, term: 7, conf_state: { voters: [1, 2, 3], learners: [4] } });
+    expect(decodeSnapshotData(snap.data)).toBe(2_000);
+    expect(storage.firstIndex()).toBe(91);
+    expect(() => decodeSnapshotData(Buffer.from('{"next_offset":-1}'))).toThrow(/names no offset/);
   });
 });

@@ -1,4 +1,4 @@
-import { LogStore, ManualClock, forEachBatch, type PartitionLog } from '../../../engine/index.js';
+import { LogStore, ManualClock, forEachBatch, type PartitionLog, type TopicConfig } from '../../../engine/index.js';
 import type { Message } from '../../../replication/raft/core/types.js';
 import { PartitionNode } from '../../../replication/raft/node/partition-node.js';
 
@@ -12,7 +12,11 @@ const clock = new ManualClock(1_700_000_000_000);
 const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 export class Net {
-  private constructor(private readonly dir: string, readonly voters: readonly number[]) {}
+  private constructor(
+    private readonly dir: string,
+    readonly voters: readonly number[],
+    private readonly topic_config: Partial<TopicConfig>,
+  ) {}
 
   readonly stores = new Map<number, LogStore>();
   readonly nodes = new Map<number, PartitionNode>();
@@ -21,15 +25,15 @@ export class Net {
   readonly cut = new Set<number>();
 
   /** Nodes `ids` of a partition whose initial replica set is `voters` (default: the ids). */
-  static async start(dir: string, ids = [1, 2, 3], voters: readonly number[] = ids): Promise<Net> {
-    const net = new Net(dir, voters);
+  static async start(dir: string, ids = [1, 2, 3], voters: readonly number[] = ids, topic_config: Partial<TopicConfig> = {}): Promise<Net> {
+    const net = new Net(dir, voters, topic_config);
     for (const id of ids) await net.open(id);
     return net;
   }
 
   async open(id: number): Promise<PartitionNode> {
     const store = await LogStore.open({ dir: `${this.dir}/n${id}`, clock, raft: true, disk_free_floor_bytes: 0, retention_check_interval_ms: 0, archive_interval_ms: 0, compaction_interval_ms: 0 });
-    if (store.listTopics().length === 0) await store.createTopic('t', { partitions: 1 }, { created_ms: 1 });
+    if (store.listTopics().length === 0) await store.createTopic('t', { partitions: 1, ...this.topic_config }, { created_ms: 1 });
     this.stores.set(id, store);
     const node = await PartitionNode.open({
       node_id: id,

@@ -248,3 +248,119 @@ describe('PartitionNode: idempotent producer', () => {
     }
   });
 });
+
+describe('PartitionNode: retention under a Raft snapshot', () => {
+  const SMALL = { segment_bytes: 16 * 1024, retention_bytes: 40 * 1024 };
+  const value = (i: number) => `r${i}-`.padEnd(900, 'x');
+
+  test('retention discards committed segments under a stored snapshot; a follower behind it installs the leader\'s snapshot; restarts keep the indexes', async () => {
+    const net = await Net.start(dir, [1, 2, 3], [1, 2, 3], SMALL);
+    try {
+      await net.until('a leader', () => net.leader() !== null);
+      const leader = net.leader()!;
+      const [other, behind] = [1, 2, 3].filter((id) => id !== leader) as [number, number];
+      net.cut.add(behind);
+      for (let i = 0; i < 120; i++) await settle(net, net.log(leader).append(batchOf(1, value(i))));
+      const hw = net.log(leader).highWatermark;
+      await net.until('the other follower committed everything', () => net.log(other).highWatermark === hw);
+      // Retention runs on each node on its own; it deletes only what a stored snapshot stands for.
+      for (const id of [leader, other]) await settle(net, net.log(id).applyRetention());
+      const start = net.log(leader).logStartOffset;
+      expect(start).toBeGreaterThan(0);
+      const snap = net.stores.get(leader)!.catalog.getRaftSnapshot(['t', 0]);
+      expect(snap).toMatchObject({ next_offset: start, voters: [1, 2, 3], learners: [] });
+      expect(net.node(leader).status().last_index).toBeGreaterThan(snap!.index);
+      expect(await readAll(net.log(leader))).toHaveLength(hw - start); // one record per batch, from the new start
+      // The follower that was cut off needs entries the leader no longer has: a snapshot, then the rest.
+      net.cut.delete(behind);
+      await net.until('the lagging follower caught up', () => net.log(behind).highWatermark === hw);
+      expect(net.node(behind).snapshots_installed).toBe(1);
+      expect(net.log(behind).logStartOffset).toBe(start);
+      expect(Buffer.concat(await stored(net.log(behind))).equals(Buffer.concat(await stored(net.log(leader))))).toBe(true);
+      // Producing goes on, and every node holds the same bytes from its own log start on.
+      for (let i = 120; i < 140; i++) await settle(net, net.log(leader).append(batchOf(1, value(i))));
+      const end = net.log(leader).logEndOffset;
+      await net.until('all caught up', () => [1, 2, 3].every((id) => net.log(id).highWatermark === end));
+      // Restarts (a crash for the leader) rebuild the Raft indexes from the snapshot record.
+      await net.close(behind);
+      await net.close(leader, 'crash');
+      await net.open(behind);
+      await net.open(leader);
+      await net.until('a leader again', () => net.leader() !== null);
+      const l2 = net.leader()!;
+      await settle(net, net.log(l2).append(batchOf(2, 'after-restart')));
+      const end2 = net.log(l2).logEndOffset;
+      await net.until('all caught up after the restarts', () => [1, 2, 3].every((id) => net.log(id).highWatermark === end2));
+      const tail = async (id: number) => {
+        const b = await stored(net.log(id));
+        const from = b.findIndex((x) => x.readBigInt64BE(0) === BigInt(start));
+        return Buffer.concat(b.slice(from));
+      };
+      const ref = await tail(l2);
+      for (const id of [1, 2, 3]) expect((await tail(id)).equals(ref), `node ${id}`).toBe(true);
+      const records = await readAll(net.log(behind));
+      expect(records[0]!.offset).toBe(start);
+      expect(records.at(-1)!.value!.toString()).toBe('after-restart-1');
+    } finally {
+      await net.closeAll();
+    }
+  });
+
+  test('a cut-off node holding an uncommitted tail has it replaced by the snapshot; its waiting producer gets an ambiguous error', async () => {
+    const net = await Net.start(dir, [1, 2, 3], [1, 2, 3], SMALL);
+    try {
+      await net.until('a leader', () => net.leader() !== null);
+      const old = net.leader()!;
+      await settle(net, net.log(old).append(batchOf(1, 'committed')));
+      net.cut.add(old);
+      const lost = net.log(old).append(batchOf(1, 'never-committed'));
+      lost.catch(() => undefined);
+      const rest = [1, 2, 3].filter((id) => id !== old);
+      await net.until('a new leader among the others', () => net.leader(rest) !== null);
+      const fresh = net.leader(rest)!;
+      for (let i = 0; i < 100; i++) await settle(net, net.log(fresh).append(batchOf(1, value(i))));
+      for (const id of rest) await settle(net, net.log(id).applyRetention());
+      expect(net.log(fresh).logStartOffset).toBeGreaterThan(0);
+      net.cut.delete(old);
+      const hw = net.log(fresh).highWatermark;
+      await net.until('the old leader caught up', () => net.log(old).highWatermark === hw && net.log(old).logEndOffset === hw);
+      expect(net.node(old).snapshots_installed).toBe(1);
+      await expect(lost).rejects.toMatchObject({ code: expect.stringMatching(/NOT_LEADER|CLOSED/) });
+      const values = (await readAll(net.log(old))).map((r) => r.value!.toString());
+      expect(values).not.toContain('never-committed-0');
+      expect(values.at(-1)).toBe(`${value(99)}-0`);
+    } finally {
+      await net.closeAll();
+    }
+  });
+
+  test('a crash after the snapshot is stored and before its segments are deleted: open finishes the deletion', async () => {
+    const net = await Net.start(dir, [1, 2, 3], [1, 2, 3], SMALL);
+    try {
+      await net.until('a leader', () => net.leader() !== null);
+      const leader = net.leader()!;
+      for (let i = 0; i < 80; i++) await settle(net, net.log(leader).append(batchOf(1, value(i))));
+      const hw = net.log(leader).highWatermark;
+      const f = [1, 2, 3].find((id) => id !== leader)!;
+      await net.until('the follower committed everything', () => net.log(f).highWatermark === hw);
+      const segs = net.log(f).segmentInfo();
+      const boundary = segs[2]!.base_offset; // two whole sealed segments below it
+      const allowed = await settle(net, net.node(f).discardBelow(boundary));
+      expect(allowed).toBe(boundary);
+      expect(net.log(f).logStartOffset).toBe(0); // the segments are still there: the crash comes now
+      await net.close(f, 'crash');
+      await net.open(f);
+      expect(net.log(f).logStartOffset).toBe(boundary);
+      expect(net.stores.get(f)!.catalog.getRaftSnapshot(['t', 0])?.next_offset).toBe(boundary);
+      await settle(net, net.log(net.leader()!).append(batchOf(1, 'after')));
+      const end = net.log(net.leader()!).logEndOffset;
+      await net.until('the follower caught up', () => net.log(f).highWatermark === end);
+      expect(net.node(f).snapshots_installed).toBe(0); // it had the entries: plain appends did it
+      const records = await readAll(net.log(f));
+      expect(records[0]!.offset).toBe(boundary);
+      expect(records.at(-1)!.value!.toString()).toBe('after-0');
+    } finally {
+      await net.closeAll();
+    }
+  });
+});
