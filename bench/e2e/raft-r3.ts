@@ -17,6 +17,7 @@
  * Medians of BENCH_RUNS (default 3) rounds with min and max; ratios R3/JetStream-R3, R3/R1 and
  * CPU per MB R3/R1 come from the same run. Writes bench/results/<date>-raft.json and .md.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { parseBytesArg } from './bytes.js';
@@ -66,8 +67,21 @@ async function round(sys: LogSystem): Promise<Metrics> {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const fmt = (n: number) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
 
+function have(cmd: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 async function main(): Promise<void> {
-  const names = Object.keys(SYSTEMS);
+  let names = Object.keys(SYSTEMS);
+  if (!have('nats-server')) {
+    console.log('nats-server is not installed: skipping JetStream R3 (no ratios to it). Install it with: apt-get install -y nats-server');
+    names = names.filter((n) => n !== 'JetStream R3');
+  }
   const runs = new Map<string, Metrics[]>(names.map((n) => [n, []]));
   const failures: string[] = [];
   for (let r = 0; r < RUNS; r++) {
