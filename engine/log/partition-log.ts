@@ -846,7 +846,9 @@ export class PartitionLog {
     });
     const r = this.replicator;
     if (planned.below <= this.logStartOffset || r?.discardBelow === undefined) return planned.archived;
-    const allowed = await r.discardBelow(planned.below);
+    // A replicator that cannot record a snapshot now (stopped, failed: it logs why) deletes nothing;
+    // retention of the other partitions goes on.
+    const allowed = await r.discardBelow(planned.below).catch(() => this.logStartOffset);
     return planned.archived + (await this.discardBelow(Math.min(allowed, planned.below)));
   }
 
