@@ -46,6 +46,57 @@ export function prefixedFrame(size: number): { message: Buffer; whole: Buffer } 
   return { message, whole };
 }
 
+/**
+ * Marks `message`, a view starting PREFIX_BYTES into `whole`, as sendable in place by either wrap
+ * (a Raft frame: replication/raft/transport/frame-codec.ts). The buffer is not pooled: on the
+ * client side grpc-js may call a write's callback before it has sent the message.
+ */
+export function markPrefixed(message: Buffer, whole: Buffer): void {
+  if (message.buffer === whole.buffer && message.byteOffset - whole.byteOffset === PREFIX_BYTES) PREFIXED.set(message, whole);
+}
+
+/** `message` with its prefix written in front, in place, if it was marked; else null. */
+function inPlace(message: Uint8Array): Buffer | null {
+  const whole = PREFIXED.get(message);
+  if (whole === undefined || message.byteOffset - whole.byteOffset !== PREFIX_BYTES) return null;
+  PREFIXED.delete(message);
+  const out = whole.subarray(0, PREFIX_BYTES + message.byteLength);
+  out.writeUInt8(0, 0); // not compressed
+  out.writeUInt32BE(message.byteLength, 1);
+  return out;
+}
+
+let client_installed: boolean | null = null;
+
+/**
+ * Wraps grpc-js's client-side framing (the identity "compression" handler's writeMessage) once per
+ * process, so that a marked message is framed in place instead of copied behind a fresh prefix.
+ * Returns false (and wraps nothing: messages are copied as usual) if this grpc-js has no such method.
+ */
+export function installClientPrefixedSend(): boolean {
+  if (client_installed !== null) return client_installed;
+  client_installed = false;
+  let proto: { writeMessage?: unknown } | undefined;
+  try {
+    const require = createRequire(import.meta.url);
+    const { CompressionFilter } = require('@grpc/grpc-js/build/src/compression-filter.js') as { CompressionFilter?: new (o: object, s: object) => { sendCompression?: object } };
+    const handler = CompressionFilter === undefined ? undefined : new CompressionFilter({}, {}).sendCompression;
+    proto = handler === undefined ? undefined : (Object.getPrototypeOf(handler) as { writeMessage?: unknown });
+  } catch {
+    return false;
+  }
+  if (proto === undefined || typeof proto.writeMessage !== 'function') return false;
+  if ((proto.writeMessage as { [WRAPPED]?: boolean })[WRAPPED]) return (client_installed = true);
+  const original = proto.writeMessage as (this: unknown, message: Buffer, compress: boolean) => Promise<Buffer>;
+  const wrapped = function (this: unknown, message: Buffer, compress: boolean): Promise<Buffer> {
+    const out = compress ? null : inPlace(message);
+    return out !== null ? Promise.resolve(out) : original.call(this, message, compress);
+  };
+  Object.defineProperty(wrapped, WRAPPED, { value: true });
+  proto.writeMessage = wrapped;
+  return (client_installed = true);
+}
+
 interface SerializingCall {
   handler: { serialize(value: unknown): Buffer };
 }

@@ -575,6 +575,21 @@ export class PartitionNode implements PartitionReplicator {
 
   private async carryOut(rd: Ready): Promise<void> {
     if (rd.snapshot) await this.retrying('installing a snapshot', () => this.installSnapshot(rd.snapshot!));
+    // A leader's appends go out before its own write (thesis §10.2.1): they promise nothing about
+    // its disk (it counts its own entries only once persisted, in advance()), so its write and the
+    // followers' transfers overlap. Not when this Ready changes term or vote: those must be durable
+    // before anything is sent in the new term.
+    let later = rd.messages_to_send;
+    const fresh = rd.messages_to_send.length > 0 && this.canSendEarly(rd) ? this.freshBytes(rd.entries_to_persist) : null;
+    if (fresh !== null) {
+      const early = this.earlyMessages(rd);
+      if (early.length > 0) {
+        const set = new Set(early);
+        later = rd.messages_to_send.filter((m) => !set.has(m));
+        const out = await this.loadEntries(early, fresh);
+        if (out.length > 0 && !this.stopped) this.o.send(out);
+      }
+    }
     if (rd.entries_to_persist.length > 0) await this.retrying('persisting entries', () => this.persistEntries(rd.entries_to_persist));
     if (rd.hard_state) {
       const hs = rd.hard_state;
@@ -594,8 +609,8 @@ export class PartitionNode implements PartitionReplicator {
       }
       this.persisted = hs;
     }
-    if (rd.messages_to_send.length > 0) {
-      const out = await this.loadEntries(rd.messages_to_send);
+    if (later.length > 0) {
+      const out = await this.loadEntries(later);
       if (out.length > 0 && !this.stopped) this.o.send(out);
     }
     const applied = rd.committed_entries_to_apply[rd.committed_entries_to_apply.length - 1];
@@ -603,6 +618,47 @@ export class PartitionNode implements PartitionReplicator {
       assert(applied.index <= this.index.lastIndex, `applying ${applied.index} beyond the stored log ${this.index.lastIndex}`);
       this.o.log.advanceHighWatermark(this.index.nextOffset(applied.index));
     }
+  }
+
+  /** A leader's Ready that does not change term or vote, and appends (if anything) at the end of the log. */
+  private canSendEarly(rd: Ready): boolean {
+    if (this.raft.role !== 'leader') return false;
+    const hs = rd.hard_state;
+    if (hs !== undefined && (hs.term !== this.persisted.term || hs.vote !== this.persisted.vote)) return false;
+    const first = rd.entries_to_persist[0];
+    return first === undefined || first.index === this.index.lastIndex + 1;
+  }
+
+  /** The leader's messages of `rd` that may leave before its write: whose entries are all stored, or all in this Ready. */
+  private earlyMessages(rd: Ready): Message[] {
+    const last = this.index.lastIndex;
+    return rd.messages_to_send.filter((m) => {
+      if (m.type === 'heartbeat' || m.type === 'timeout_now' || m.type === 'snapshot') return true;
+      if (m.type !== 'append') return false;
+      return m.entries.every((e) => e.index <= last) || m.entries.every((e) => e.index > last);
+    });
+  }
+
+  /**
+   * The bytes the entries of this Ready will have in the log (persistEntries writes exactly these):
+   * a leader's proposals stamped with (offset, term) in place, its empty entry as an empty batch.
+   * Membership changes leave with the core's data, as always.
+   */
+  private freshBytes(entries: readonly Entry[]): Map<number, Buffer> | null {
+    const out = new Map<number, Buffer>();
+    let next = this.index.endOffset;
+    for (const e of entries) {
+      let b: Buffer;
+      if (e.kind === 'conf_change') b = confChangeBatch(next, e.term, e.data);
+      else if (e.data.length === 0) b = noopBatch(next, e.term);
+      else if (this.own.has(e.data)) {
+        b = e.data;
+        stampBatch(b, 0, next, e.term);
+      } else return null; // not this leader's own entries: nothing is sent early
+      if (e.kind !== 'conf_change') out.set(e.index, b);
+      next += batchLastOffsetDelta(b) + 1;
+    }
+    return out;
   }
 
   /**
@@ -747,11 +803,18 @@ export class PartitionNode implements PartitionReplicator {
    * index) and the leader's empty entry are loaded from the segment store; an append whose entries
    * are no longer in this log (overwritten since it was built) is stale and dropped.
    */
-  private async loadEntries(messages: readonly Message[]): Promise<Message[]> {
+  private async loadEntries(messages: readonly Message[], fresh?: ReadonlyMap<number, Buffer>): Promise<Message[]> {
     const out: Message[] = [];
     for (const m of messages) {
       if (m.type !== 'append' || m.entries.length === 0 || m.entries.every((e) => this.holdsBytes(e))) {
         out.push(m);
+        continue;
+      }
+      if (fresh !== undefined && m.entries[0]!.index > this.index.lastIndex) {
+        // Entries of the Ready being carried out, not yet written: their bytes as they will be stored.
+        const entries = m.entries.map((e) => (e.kind === 'conf_change' ? e : { ...e, data: fresh.get(e.index)! }));
+        assert(entries.every((e) => e.data !== undefined), `an early append carries entries ${m.entries[0]!.index}.. that are not in this Ready`);
+        out.push({ ...m, entries });
         continue;
       }
       const entries = await this.readEntries(m);

@@ -14,8 +14,10 @@
  */
 import { credentials, makeGenericClientConstructor, Metadata, type Client, type ClientWritableStream, type ServiceError } from '@grpc/grpc-js';
 import { RaftService } from '../../../server/proto/load.js';
+import { installClientPrefixedSend } from '../../../server/rpc/prefixed-send.js';
 import type { NodeId } from '../core/types.js';
-import { encodeRaftMessage, messageBytes, type PartitionMessage } from './codec.js';
+import { messageBytes, type PartitionMessage } from './codec.js';
+import { encodeRaftFrame } from './frame-codec.js';
 
 export interface TransportLogger {
   info(obj: object, msg: string): void;
@@ -35,7 +37,18 @@ export interface TransportOptions {
   frame_max_bytes?: number;
 }
 
-const RaftClient = makeGenericClientConstructor(RaftService, 'Raft');
+/**
+ * The Raft service as this client sends it: a Step frame arrives already encoded (frame-codec.ts),
+ * so its serializer passes Buffers through (anything else goes through protobufjs as before).
+ */
+const StepDefinition = RaftService['Step'] as unknown as { requestSerialize: (v: unknown) => Buffer };
+const RaftClient = makeGenericClientConstructor(
+  {
+    ...RaftService,
+    Step: { ...RaftService['Step'], requestSerialize: (v: unknown): Buffer => (Buffer.isBuffer(v) ? v : StepDefinition.requestSerialize(v)) },
+  } as typeof RaftService,
+  'Raft',
+);
 const MESSAGE_MAX_BYTES = 65 * 1024 * 1024;
 
 interface Peer {
@@ -67,7 +80,10 @@ export class RaftTransport {
   constructor(private readonly o: TransportOptions) {
     this.queue_max = o.peer_queue_max_bytes ?? 64 * 1024 * 1024;
     this.reconnect_ms = o.reconnect_ms ?? 200;
-    this.frame_max = o.frame_max_bytes ?? 8 * 1024 * 1024;
+    // Small frames let a follower start on the first append while the next is on the wire (a
+    // message is delivered only once all of it has arrived); larger appends still go alone.
+    this.frame_max = o.frame_max_bytes ?? 1024 * 1024;
+    installClientPrefixedSend();
     for (const [id, address] of o.peers) {
       if (id === o.node_id) continue;
       const client = new RaftClient(address, credentials.createInsecure(), {
@@ -120,18 +136,18 @@ export class RaftTransport {
       return;
     }
     while (peer.queue.length > 0) {
-      const frame: Record<string, unknown>[] = [];
+      const frame: PartitionMessage[] = [];
       let bytes = 0;
       while (peer.queue.length > 0) {
         const size = messageBytes(peer.queue[0]!.message);
         if (frame.length > 0 && bytes + size > this.frame_max) break;
-        frame.push(encodeRaftMessage(peer.queue.shift()!));
+        frame.push(peer.queue.shift()!);
         bytes += size;
       }
       peer.queue_bytes -= bytes;
       peer.inflight_bytes += bytes;
       this.sent += frame.length;
-      stream.write({ from: this.o.node_id, to: peer.id, messages: frame }, () => {
+      stream.write(encodeRaftFrame(this.o.node_id, peer.id, frame), () => {
         peer.inflight_bytes -= bytes;
       });
     }
