@@ -1205,16 +1205,22 @@ export class PartitionLog {
 
   /**
    * Moves an empty log to start at `offset` (a relay or follower joining an upstream whose log
-   * starts there after retention). Refused unless the log holds nothing, locally or archived.
+   * starts there after retention). Refused unless the log holds nothing locally, and nothing
+   * archived either unless `forget_archived` (a Raft node installing a snapshot past its archived
+   * segments): their records are then dropped from the catalog, the files left in the archive
+   * store. Returns the archived segments forgotten.
    */
-  startAt(offset: number): Promise<void> {
+  startAt(offset: number, opts: { forget_archived?: boolean } = {}): Promise<number> {
     return this.exclusive(async () => {
       if (this.closed_state !== 'open') throw closed(`partition ${this.topic}/${this.partition}`);
       if (!Number.isSafeInteger(offset) || offset < 0) throw invalidArgument(`cannot start ${this.topic}/${this.partition} at offset ${offset}`);
-      if (offset === this.end_offset) return;
-      if (this.segments.length !== 1 || this.active.size_bytes !== 0 || this.archived.length !== 0) {
+      if (offset === this.end_offset && this.archived.length === 0) return 0;
+      if (this.segments.length !== 1 || this.active.size_bytes !== 0 || (this.archived.length !== 0 && !opts.forget_archived)) {
         throw invalidArgument(`${this.topic}/${this.partition} is not empty (offsets ${this.logStartOffset}..${this.end_offset}); truncate it first`);
       }
+      const forgotten = this.archived.splice(0);
+      for (const a of forgotten) await this.deps.catalog.removeArchived(this.key, a.base_offset);
+      if (offset === this.end_offset) return forgotten.length;
       const old = this.segments.pop()!;
       old.deleted = true;
       await old.closeHandle();
@@ -1227,6 +1233,7 @@ export class PartitionLog {
       this.end_offset = offset;
       this.hw = offset;
       this.indexer = new Indexer(this.deps.catalog, this.key);
+      return forgotten.length;
     });
   }
 
@@ -1291,13 +1298,17 @@ export class PartitionLog {
       this.truncations++;
       this.producers?.forget((ref) => ref.last_offset >= offset);
       this.tail?.truncateTo(offset);
+      let unlinked = false;
       while (this.segments.length > 1 && this.active.base_offset >= offset) {
         const seg = this.segments.pop()!;
         seg.deleted = true;
         if (!seg.in_use) await seg.closeHandle();
         await unlink(seg.path);
         void this.deps.catalog.removeSegment(this.key, seg.base_offset);
+        unlinked = true;
       }
+      // The cut must not come back after a power loss (a Raft snapshot record may rely on it).
+      if (unlinked) await syncDir(this.deps.dir);
       const seg = this.active;
       await seg.closeHandle();
       seg.sealed = false;

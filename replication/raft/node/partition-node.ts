@@ -75,6 +75,8 @@ interface Pending {
   term: number;
   acks: 'all' | 'leader';
   persisted: boolean;
+  /** Its offsets, once stored (retention may later discard its first entries from the index). */
+  offsets?: AppendResult;
   resolve: (r: AppendResult) => void;
   reject: (e: unknown) => void;
 }
@@ -207,8 +209,14 @@ export class PartitionNode implements PartitionReplicator {
     if (snap !== null && log.logStartOffset < snap.next_offset) {
       // A crash came between storing the snapshot and deleting what it stands for: finish that. An
       // empty log was cut for a snapshot from the leader (installSnapshot) and restarts at its end.
-      if (log.logEndOffset <= log.logStartOffset) await log.startAt(snap.next_offset);
-      else await log.discardBelow(snap.next_offset);
+      if (log.logEndOffset <= snap.next_offset) {
+        // Nothing at or past the snapshot's end: an install that a crash interrupted (or whose cut
+        // a power loss undid). What is below the snapshot is not needed: start at its end.
+        if (log.logEndOffset > log.logStartOffset) await log.truncateTo(log.logStartOffset);
+        await log.startAt(snap.next_offset, { forget_archived: true });
+      } else {
+        await log.discardBelow(snap.next_offset);
+      }
     }
     if (snap !== null && log.logStartOffset !== snap.next_offset) {
       throw new EngineError(
@@ -689,9 +697,16 @@ export class PartitionNode implements PartitionReplicator {
     const next_offset = decodeSnapshotData(snap.data);
     const log = this.o.log;
     this.o.logger.info({ topic: this.topic, partition: this.partition, snapshot_index: index, snapshot_term: term, next_offset, local_start: log.logStartOffset, local_end: log.logEndOffset }, 'raft: installing a snapshot from the leader (its log no longer holds what this node lacks)');
+    // A deposed leader's producers still waiting: their batches may have committed in the new
+    // leader's log (this node had stored them), but their fate is no longer visible here.
+    const ambiguous = new EngineError('CLOSED', `${this.topic}/${this.partition}: node ${this.o.node_id} lost leadership and its log was replaced by a snapshot before it learnt whether these batches committed (they may have): check before producing them again`);
+    for (const p of this.pending.splice(0)) p.reject(ambiguous);
     if (log.logEndOffset > log.logStartOffset) await log.truncateTo(log.logStartOffset);
     await this.o.catalog.putRaftSnapshot(this.key, { index, term, next_offset, voters: [...conf_state.voters], learners: [...conf_state.learners] });
-    if (log.logStartOffset !== next_offset) await log.startAt(next_offset);
+    const forgotten = log.logStartOffset !== next_offset ? await log.startAt(next_offset, { forget_archived: true }) : 0;
+    if (forgotten > 0) {
+      this.o.logger.warn({ topic: this.topic, partition: this.partition, archived_segments: forgotten, next_offset }, 'raft: this node\'s archived segments of the partition are below the installed snapshot and no longer joined to its log: forgotten by the catalog, left in the archive store');
+    }
     this.index.reset(index, term, next_offset);
     this.storage.snapshot_conf = conf_state;
     // The producers' batches were all in the discarded log (Kafka's rule applies: a producer whose
@@ -723,13 +738,22 @@ export class PartitionNode implements PartitionReplicator {
     if (plan === null) return this.o.log.logStartOffset;
     const { through, term, next_offset, conf_state } = plan;
     await this.o.catalog.putRaftSnapshot(this.key, { index: through, term, next_offset, voters: [...conf_state.voters], learners: [...conf_state.learners] });
-    await this.onCore(() => {
-      // Nothing but this method discards, and the log below the commit index never changes.
+    const newer = await this.onCore(() => {
+      // A snapshot from the leader installed meanwhile went past this one: its record, written
+      // before this one landed, must be the one that stays.
+      if (this.index.firstIndex > through + 1) return this.storage.snapshot();
+      // Otherwise nothing but this method discards, and the log below the commit index never changes.
       assert(this.index.term(through) === term && this.index.nextOffset(through) === next_offset, `entry ${through} changed while its snapshot was stored`);
       this.index.discardThrough(through);
       this.storage.snapshot_conf = conf_state;
       this.producers.forget((ref) => ref.index <= through);
+      return null;
     });
+    if (newer !== null) {
+      const c = newer.meta.conf_state;
+      await this.o.catalog.putRaftSnapshot(this.key, { index: newer.meta.index, term: newer.meta.term, next_offset: decodeSnapshotData(newer.data), voters: [...c.voters], learners: [...c.learners] });
+      return this.o.log.logStartOffset;
+    }
     this.o.logger.info({ topic: this.topic, partition: this.partition, snapshot_index: through, snapshot_term: term, next_offset }, 'raft: retention discards the log below a snapshot');
     return next_offset;
   }
@@ -827,14 +851,15 @@ export class PartitionNode implements PartitionReplicator {
   private holdsBytes(e: Entry): boolean {
     // A membership change leaves with the core's data (the follower builds the same control batch).
     if (e.kind === 'conf_change') return !isLazyEntry(e);
-    if (isLazyEntry(e) || e.data.length < 61 || e.index > this.index.lastIndex) return false;
+    if (isLazyEntry(e) || e.data.length < 61 || e.index > this.index.lastIndex || e.index < this.index.firstIndex) return false;
     return this.index.term(e.index) === e.term && batchBaseOffset(e.data) === this.index.baseOffset(e.index) && batchLeaderEpoch(e.data) === e.term && e.data.length === this.index.sizeBytes(e.index);
   }
 
   private async readEntries(m: AppendRequest): Promise<Entry[] | null> {
     const lo = m.entries[0]!.index;
     const hi = m.entries[m.entries.length - 1]!.index;
-    if (hi > this.index.lastIndex) return null;
+    // Built before retention discarded its first entries (an op between the step and this Ready): stale.
+    if (hi > this.index.lastIndex || lo < this.index.firstIndex) return null;
     for (const e of m.entries) if (this.index.term(e.index) !== e.term) return null;
     const from = this.index.baseOffset(lo);
     const to = this.index.nextOffset(hi);
@@ -870,13 +895,24 @@ export class PartitionNode implements PartitionReplicator {
     const keep: Pending[] = [];
     for (const p of this.pending) {
       if (p.first < this.index.firstIndex) {
-        // A snapshot from a new leader replaced the log holding these batches: they may well be
-        // committed there (this node had stored them), but their fate is no longer visible here.
-        p.reject(new EngineError('CLOSED', `${this.topic}/${this.partition}: node ${this.o.node_id} lost leadership and its log was replaced by a snapshot before it learnt whether these batches committed (they may have): check before producing them again`));
+        // Retention discarded the first entries of a request (only applied ones go, so those were
+        // committed); the rest, if any, is still in the log or still to commit.
+        const o = p.offsets;
+        const rest_replaced = p.last >= this.index.firstIndex && p.last <= this.index.lastIndex && this.index.term(p.last) !== p.term;
+        if (o === undefined || rest_replaced) {
+          p.reject(new EngineError('CLOSED', `${this.topic}/${this.partition}: part of these batches committed and the rest was replaced by a new leader's log: check before producing them again`));
+        } else if (p.acks === 'leader' || p.last <= commit) {
+          p.resolve(o);
+        } else {
+          keep.push(p);
+        }
         continue;
       }
       const stored = p.last <= this.index.lastIndex && this.index.term(p.first) === p.term && this.index.term(p.last) === p.term;
-      if (stored) p.persisted = true;
+      if (stored) {
+        p.persisted = true;
+        p.offsets ??= { base_offset: this.index.baseOffset(p.first), last_offset: this.index.nextOffset(p.last) - 1 };
+      }
       const lost =
         (p.first <= this.index.lastIndex && this.index.term(p.first) !== p.term) || (p.persisted && !stored) || (p.last <= commit && !stored);
       if (lost) {

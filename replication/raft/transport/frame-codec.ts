@@ -95,6 +95,12 @@ function checkUint(v: number, what: string): number {
   return v;
 }
 
+/** A uint32 field (node ids, partition). */
+function checkU32(v: number, what: string): number {
+  if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`raft frame: ${what} ${v} is not a uint32`);
+  return v;
+}
+
 /** Size of a RaftEntry's body. */
 function entrySize(index: number, term: number, conf: boolean, data_len: number): number {
   return uintField(1, index) + uintField(2, term) + (conf ? 2 : 0) + lenField(4, data_len);
@@ -102,15 +108,15 @@ function entrySize(index: number, term: number, conf: boolean, data_len: number)
 
 function packedSize(ids: readonly number[]): number {
   let n = 0;
-  for (const id of ids) n += varintSize(checkUint(id, 'node id'));
+  for (const id of ids) n += varintSize(checkU32(id, 'node id'));
   return n;
 }
 
 /** Size of a RaftMessage's body. */
 function messageSize(pm: PartitionMessage, topic_len: number): number {
   const m = pm.message;
-  let n = lenField(1, topic_len) + uintField(2, checkUint(pm.partition, 'partition')) + uintField(3, checkUint(pm.topic_created_ms, 'topic_created_ms'));
-  n += uintField(4, WIRE_TYPE[m.type]) + uintField(5, checkUint(m.from, 'from')) + uintField(6, checkUint(m.to, 'to')) + uintField(7, checkUint(m.term, 'term'));
+  let n = lenField(1, topic_len) + uintField(2, checkU32(pm.partition, 'partition')) + uintField(3, checkUint(pm.topic_created_ms, 'topic_created_ms'));
+  n += uintField(4, WIRE_TYPE[m.type]) + uintField(5, checkU32(m.from, 'from')) + uintField(6, checkU32(m.to, 'to')) + uintField(7, checkUint(m.term, 'term'));
   switch (m.type) {
     case 'vote':
     case 'pre_vote':
@@ -221,7 +227,7 @@ function writeMessage(o: Out, pm: PartitionMessage, topic_len: number): void {
 export function encodeRaftFrame(from: number, to: number, messages: readonly PartitionMessage[]): Buffer {
   const topic_lens = messages.map((pm) => Buffer.byteLength(pm.topic, 'utf8'));
   const sizes = messages.map((pm, i) => messageSize(pm, topic_lens[i]!));
-  let size = uintField(1, checkUint(from, 'from')) + uintField(2, checkUint(to, 'to'));
+  let size = uintField(1, checkU32(from, 'from')) + uintField(2, checkU32(to, 'to'));
   for (const s of sizes) size += lenField(3, s);
   const whole = Buffer.allocUnsafe(PREFIX_BYTES + size);
   const o = new Out(whole, PREFIX_BYTES);

@@ -147,7 +147,17 @@ export class RaftTransport {
       peer.queue_bytes -= bytes;
       peer.inflight_bytes += bytes;
       this.sent += frame.length;
-      stream.write(encodeRaftFrame(this.o.node_id, peer.id, frame), () => {
+      let encoded: Buffer;
+      try {
+        encoded = encodeRaftFrame(this.o.node_id, peer.id, frame);
+      } catch (err) {
+        // A message with a value the wire cannot carry: dropped (Raft retransmits), never thrown here.
+        peer.inflight_bytes -= bytes;
+        this.dropped += frame.length;
+        this.o.logger.warn({ peer: peer.id, err: (err as Error).message }, 'raft: a frame could not be encoded; its messages are dropped');
+        continue;
+      }
+      stream.write(encoded, () => {
         peer.inflight_bytes -= bytes;
       });
     }

@@ -118,6 +118,29 @@ describe('replicated appends', () => {
   });
 });
 
+test('startAt past archived segments: refused by default; with forget_archived their records go (the files stay)', async () => {
+  const s = await LogStore.open({ dir: `${dir}/a`, clock, disk_free_floor_bytes: 0, retention_check_interval_ms: 0, archive_interval_ms: 0, archive_url: `file://${dir}/archive` });
+  try {
+    await s.createTopic('t');
+    const p = s.partition('t', 0);
+    await p.append(batchOf(3));
+    await p.roll();
+    expect(await p.archiveSegments()).toBeGreaterThan(0);
+    await p.truncateTo(p.logStartOffset).catch(() => undefined); // archived segments stay archived
+    const start = p.logStartOffset;
+    const end = p.logEndOffset;
+    await expect(p.startAt(end + 100)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect(p.logStartOffset).toBe(start);
+    const forgotten = await p.startAt(end + 100, { forget_archived: true });
+    expect(forgotten).toBeGreaterThan(0);
+    expect([p.logStartOffset, p.logEndOffset]).toEqual([end + 100, end + 100]);
+    expect(s.catalog.listArchived(['t', 0])).toEqual([]);
+    expect(await p.append(batchOf(1))).toEqual({ base_offset: end + 100, last_offset: end + 100 });
+  } finally {
+    await s.close();
+  }
+});
+
 describe('leader epochs', () => {
   test('each incarnation of a node stamps a larger epoch, and epochEnd says where each one ends', async () => {
     let s = await open('n');
