@@ -15,8 +15,8 @@ export async function freePort(): Promise<number> {
 }
 
 /** Starts a process and resolves once a line of its output matches `ready` (bounded by timeout_ms). */
-export async function startProcess(cmd: string, args: string[], ready: RegExp, timeout_ms = 20_000): Promise<{ child: ChildProcess; line: string }> {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startProcess(cmd: string, args: string[], ready: RegExp, timeout_ms = 20_000, env: Record<string, string> = {}): Promise<{ child: ChildProcess; line: string }> {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   return new Promise((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => {

@@ -16,6 +16,11 @@ const PRODUCE_WINDOW = 8;
 const FRAME_BYTES = 4 * 1024 * 1024;
 /** Extra node flags for the server process, e.g. BENCH_RELAYLOG_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'. */
 const NODE_ARGS = (process.env.BENCH_RELAYLOG_NODE_ARGS ?? '').split(' ').filter(Boolean);
+/**
+ * The server's environment: what `npm start` and docs/operations.md recommend, glibc's malloc asked
+ * for transparent huge pages (BENCH_RELAYLOG_PLAIN_MALLOC=1: without).
+ */
+const SERVER_ENV: Record<string, string> = process.env.BENCH_RELAYLOG_PLAIN_MALLOC === '1' ? {} : { GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' };
 
 export interface RelaylogServerOptions {
   /** The CLI to start (default: BIN). */
@@ -60,7 +65,7 @@ export class RelaylogSystem implements LogSystem {
   async start(): Promise<void> {
     if (this.server.nodes === 3) return this.startCluster();
     this.dir = mkdtempSync(join(tmpdir(), 'bench-relaylog-'));
-    const { child, line } = await startProcess(process.execPath, [...(this.server.node_args ?? NODE_ARGS), this.server.bin ?? BIN, 'serve', '--data', this.dir, '--listen', '127.0.0.1:0'], /relaylog listening on/);
+    const { child, line } = await startProcess(process.execPath, [...(this.server.node_args ?? NODE_ARGS), this.server.bin ?? BIN, 'serve', '--data', this.dir, '--listen', '127.0.0.1:0'], /relaylog listening on/, 20_000, SERVER_ENV);
     this.child = child;
     this.address = line.replace(/.*listening on /, '').trim();
     this.client = new RelaylogClient(this.address);
@@ -79,6 +84,8 @@ export class RelaylogSystem implements LogSystem {
           process.execPath,
           [...(this.server.node_args ?? NODE_ARGS), this.server.bin ?? BIN, 'serve', '--data', dirs[i]!, '--listen', `127.0.0.1:${p}`, '--node-id', String(i + 1), '--peers', peers],
           /relaylog listening on/,
+          20_000,
+          SERVER_ENV,
         ),
       ),
     );

@@ -117,6 +117,14 @@ function parseNodeAddresses(flag: string, v: string, cluster: ClusterServerOptio
  * are pino JSON on stderr. SIGTERM/SIGINT stop accepting, drain in-flight produces, close the
  * store (fsync, lock release) and exit 0; a second signal while stopping exits 1 at once.
  */
+const HUGE_PAGES_TUNABLE = 'glibc.malloc.hugetlb=1';
+
+/** True when glibc's malloc was told (at exec, by the environment) to use transparent huge pages, or when that cannot apply (not Linux). */
+function hugePagesForMalloc(): boolean {
+  if (process.platform !== 'linux') return true;
+  return (process.env.GLIBC_TUNABLES ?? '').split(':').some((t) => t === HUGE_PAGES_TUNABLE || t === 'glibc.malloc.hugetlb=2');
+}
+
 export async function serve(o: ServeOptions): Promise<void> {
   const logger = pino({ base: { service: 'relaylog' }, level: o.logLevel }, pino.destination({ dest: 2, sync: true }));
   // grpc-js's own diagnostics go to the same JSON log, not as bare lines on stderr.
@@ -141,6 +149,9 @@ export async function serve(o: ServeOptions): Promise<void> {
   if (server.metricsAddress) process.stdout.write(`relaylog metrics on http://${server.metricsAddress}/metrics\n`);
   if (server.kafkaAddress) process.stdout.write(`relaylog kafka listening on ${server.kafkaAddress}\n`);
   logger.info({ address: server.address, data: o.data, archive: o.archive ?? null, relay_of: o.relay?.upstreams ?? null, node_id: cluster?.node_id ?? null, peers: cluster ? Object.fromEntries(cluster.peers) : null, ...(dial ? { peer_dial: Object.fromEntries(dial) } : {}) }, 'serving');
+  if (!hugePagesForMalloc()) {
+    logger.info({ hint: `${HUGE_PAGES_TUNABLE}` }, 'malloc does not ask for transparent huge pages: setting GLIBC_TUNABLES=glibc.malloc.hugetlb=1 in the environment cuts produce CPU per MB by about a quarter (docs/operations.md, "Memory: transparent huge pages")');
+  }
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {
