@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { RelaylogClient } from '../../../client/index.js';
 import { encodeBatch, forEachBatch } from '../../../engine/index.js';
 import { recordsOf } from '../../support/batches.js';
-import { assertFreshBuild } from '../../support/server-process.js';
+import { assertFreshBuild, runCli } from '../../support/server-process.js';
 import { tempDir } from '../../support/tmp.js';
 import { agreedLeader, allCaughtUp, eventually, TestCluster } from './cluster.js';
 import { ContinuousProducer, clusterState } from './continuous-producer.js';
@@ -142,4 +142,9 @@ test('segments a stopped follower never got are deleted by retention; it comes b
   } finally {
     c.close();
   }
+  // Stopped cleanly, the node that installed the snapshot verifies clean offline.
+  expect(await cluster.stopNode(behind, 'SIGTERM')).toBe(0);
+  const verify = await runCli(['verify', '--data', cluster.node(behind).dir, '--json']);
+  expect(verify.code, verify.stdout + verify.stderr).toBe(0);
+  expect(JSON.parse(verify.stdout).clean).toBe(true);
 }, 150_000);
