@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
@@ -64,5 +64,15 @@ export function processCpuMs(pid: number | undefined): number {
     return (ticks * 1000) / 100; // CLK_TCK is 100 on Linux
   } catch {
     return 0;
+  }
+}
+
+/** True if `cmd` is on the PATH (a peer's server binary). */
+export function haveCommand(cmd: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -17,10 +17,10 @@
  * Medians of BENCH_RUNS (default 3) rounds with min and max; ratios R3/JetStream-R3, R3/R1 and
  * CPU per MB R3/R1 come from the same run. Writes bench/results/<date>-raft.json and .md.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { parseBytesArg } from './bytes.js';
+import { haveCommand } from './procs.js';
 import { JetStreamSystem } from './jetstream.js';
 import { RelaylogSystem } from './relaylog.js';
 import { fixedRateLatency, produceDataset } from './scenarios.js';
@@ -67,18 +67,10 @@ async function round(sys: LogSystem): Promise<Metrics> {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const fmt = (n: number) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(2));
 
-function have(cmd: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function main(): Promise<void> {
   let names = Object.keys(SYSTEMS);
-  if (!have('nats-server')) {
+  if (!haveCommand('nats-server')) {
     console.log('nats-server is not installed: skipping JetStream R3 (no ratios to it). Install it with: apt-get install -y nats-server');
     names = names.filter((n) => n !== 'JetStream R3');
   }

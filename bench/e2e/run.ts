@@ -28,6 +28,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { parseBytesArg } from './bytes.js';
+import { haveCommand } from './procs.js';
 import { JetStreamSystem } from './jetstream.js';
 import { measureLimits } from './limits.js';
 import { RelaylogSystem } from './relaylog.js';
@@ -72,14 +73,6 @@ export function registerSystem(name: string, f: SystemFactory): void {
   factories[name] = f;
 }
 
-function have(cmd: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function version(cmd: string, args: string[]): string {
   try {
@@ -193,7 +186,7 @@ async function main(): Promise<void> {
   for (const key of wanted) {
     if (!factories[key]) throw new Error(`unknown system ${key}; known: ${Object.keys(factories).join(', ')}`);
     const bin = NEEDS[key];
-    if (bin && !have(bin)) {
+    if (bin && !haveCommand(bin)) {
       console.log(`${bin} is not installed: skipping ${key}. Install it with: apt-get install -y ${bin}`);
       continue;
     }

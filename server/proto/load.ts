@@ -106,7 +106,8 @@ export const FRAME_BUFFER = Symbol('relaylog.frame_buffer');
 const SCRATCH_MAX_BYTES = 16 * 1024 * 1024 + 64;
 let scratch = Buffer.alloc(0);
 
-function varintSize(n: number): number {
+/** Bytes of `n` (a non-negative safe integer) as a protobuf base-128 varint. */
+export function varintSize(n: number): number {
   let size = 1;
   while (n >= 128) {
     n = Math.floor(n / 128);
@@ -115,7 +116,8 @@ function varintSize(n: number): number {
   return size;
 }
 
-function writeVarint(buf: Buffer, pos: number, n: number): number {
+/** Writes `n` as a varint at `pos`; returns the position after it. */
+export function writeVarint(buf: Buffer, pos: number, n: number): number {
   while (n >= 128) {
     buf[pos++] = (n % 128) | 128;
     n = Math.floor(n / 128);

@@ -118,16 +118,11 @@ export function installPrefixedSend(): boolean {
   if ((proto.serializeMessage as { [WRAPPED]?: boolean })[WRAPPED]) return (installed = true);
   const wrapped = function (this: SerializingCall, value: unknown): Buffer {
     const message = this.handler.serialize(value);
-    const whole = PREFIXED.get(message);
-    let out: Buffer;
-    if (whole !== undefined && message.byteOffset - whole.byteOffset === PREFIX_BYTES) {
-      PREFIXED.delete(message);
-      out = whole.subarray(0, PREFIX_BYTES + message.length);
-    } else {
-      // grpc-js's own: a fresh buffer with the prefix, the message copied after it.
-      out = Buffer.allocUnsafe(message.byteLength + PREFIX_BYTES);
-      message.copy(out, PREFIX_BYTES);
-    }
+    const framed = inPlace(message);
+    if (framed !== null) return framed;
+    // grpc-js's own: a fresh buffer with the prefix, the message copied after it.
+    const out = Buffer.allocUnsafe(message.byteLength + PREFIX_BYTES);
+    message.copy(out, PREFIX_BYTES);
     out.writeUInt8(0, 0); // not compressed
     out.writeUInt32BE(message.byteLength, 1);
     return out;

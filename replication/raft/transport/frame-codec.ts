@@ -11,6 +11,7 @@
  * The receiver decodes with protobufjs as before; `test/unit/raft-node/frame-codec.test.ts` checks
  * that both encoders give frames it decodes to the same messages.
  */
+import { varintSize, writeVarint } from '../../../server/proto/load.js';
 import { markPrefixed } from '../../../server/rpc/prefixed-send.js';
 import type { Message } from '../core/types.js';
 import type { PartitionMessage } from './codec.js';
@@ -32,15 +33,6 @@ const PREFIX_BYTES = 5;
 const VARINT = 0;
 const LEN = 2;
 
-/** Bytes of `v` (a non-negative safe integer) as a base-128 varint. */
-function varintSize(v: number): number {
-  let n = 1;
-  while (v >= 128) {
-    v = Math.floor(v / 128);
-    n++;
-  }
-  return n;
-}
 
 const tagSize = (field: number): number => varintSize(field * 8);
 
@@ -57,12 +49,7 @@ class Out {
     this.pos = start;
   }
   varint(v: number): void {
-    const b = this.buf;
-    while (v >= 128) {
-      b[this.pos++] = (v % 128) | 128;
-      v = Math.floor(v / 128);
-    }
-    b[this.pos++] = v;
+    this.pos = writeVarint(this.buf, this.pos, v);
   }
   tag(field: number, wire: number): void {
     this.varint(field * 8 + wire);
