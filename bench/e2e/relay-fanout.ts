@@ -42,7 +42,9 @@ interface Node {
 /** Starts `relaylog <args>` with a fresh data dir and a metrics endpoint; resolves with both addresses. */
 function startNode(args: string[]): Promise<Node> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-relay-'));
-  const child = spawn(process.execPath, [BIN, ...args, '--data', dir, '--listen', '127.0.0.1:0', '--metrics', '127.0.0.1:0', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // The environment npm start gives a server (huge pages for malloc; BENCH_RELAYLOG_PLAIN_MALLOC=1: without).
+  const env = process.env.BENCH_RELAYLOG_PLAIN_MALLOC === '1' ? process.env : { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' };
+  const child = spawn(process.execPath, [BIN, ...args, '--data', dir, '--listen', '127.0.0.1:0', '--metrics', '127.0.0.1:0', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'], env });
   return new Promise((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => {
