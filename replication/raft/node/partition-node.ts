@@ -702,7 +702,7 @@ export class PartitionNode implements PartitionReplicator {
     const ambiguous = new EngineError('CLOSED', `${this.topic}/${this.partition}: node ${this.o.node_id} lost leadership and its log was replaced by a snapshot before it learnt whether these batches committed (they may have): check before producing them again`);
     for (const p of this.pending.splice(0)) p.reject(ambiguous);
     if (log.logEndOffset > log.logStartOffset) await log.truncateTo(log.logStartOffset);
-    await this.o.catalog.putRaftSnapshot(this.key, { index, term, next_offset, voters: [...conf_state.voters], learners: [...conf_state.learners] });
+    await this.storeSnapshot(index, term, next_offset, conf_state);
     const forgotten = log.logStartOffset !== next_offset ? await log.startAt(next_offset, { forget_archived: true }) : 0;
     if (forgotten > 0) {
       this.o.logger.warn({ topic: this.topic, partition: this.partition, archived_segments: forgotten, next_offset }, 'raft: this node\'s archived segments of the partition are below the installed snapshot and no longer joined to its log: forgotten by the catalog, left in the archive store');
@@ -714,6 +714,11 @@ export class PartitionNode implements PartitionReplicator {
     this.producers.forget(() => true);
     this.unpersisted.clear();
     this.snapshots_installed++;
+  }
+
+  /** The snapshot record in the catalog, durably: entries up to `index` are no longer in the local log. */
+  private storeSnapshot(index: number, term: number, next_offset: number, conf: ConfState): Promise<void> {
+    return this.o.catalog.putRaftSnapshot(this.key, { index, term, next_offset, voters: [...conf.voters], learners: [...conf.learners] });
   }
 
   /** Snapshots installed from a leader (tests, metrics). */
@@ -737,7 +742,7 @@ export class PartitionNode implements PartitionReplicator {
     });
     if (plan === null) return this.o.log.logStartOffset;
     const { through, term, next_offset, conf_state } = plan;
-    await this.o.catalog.putRaftSnapshot(this.key, { index: through, term, next_offset, voters: [...conf_state.voters], learners: [...conf_state.learners] });
+    await this.storeSnapshot(through, term, next_offset, conf_state);
     const newer = await this.onCore(() => {
       // A snapshot from the leader installed meanwhile went past this one: its record, written
       // before this one landed, must be the one that stays.
@@ -750,8 +755,7 @@ export class PartitionNode implements PartitionReplicator {
       return null;
     });
     if (newer !== null) {
-      const c = newer.meta.conf_state;
-      await this.o.catalog.putRaftSnapshot(this.key, { index: newer.meta.index, term: newer.meta.term, next_offset: decodeSnapshotData(newer.data), voters: [...c.voters], learners: [...c.learners] });
+      await this.storeSnapshot(newer.meta.index, newer.meta.term, decodeSnapshotData(newer.data), newer.meta.conf_state);
       return this.o.log.logStartOffset;
     }
     this.o.logger.info({ topic: this.topic, partition: this.partition, snapshot_index: through, snapshot_term: term, next_offset }, 'raft: retention discards the log below a snapshot');
