@@ -209,14 +209,15 @@ function writeMessage(o: Out, pm: PartitionMessage, topic_len: number): void {
 
 /**
  * One RaftFrame holding `messages`, from node `from` to node `to`: returns the encoded message, a
- * view that starts 5 bytes into its buffer (the room for the gRPC prefix).
+ * view that starts 5 bytes into its buffer (the room for the gRPC prefix). `alloc` gives that
+ * buffer (at least the size asked for; a pool's buffer may be longer); by default a fresh one.
  */
-export function encodeRaftFrame(from: number, to: number, messages: readonly PartitionMessage[]): Buffer {
+export function encodeRaftFrame(from: number, to: number, messages: readonly PartitionMessage[], alloc: (size: number) => Buffer = Buffer.allocUnsafe): Buffer {
   const topic_lens = messages.map((pm) => Buffer.byteLength(pm.topic, 'utf8'));
   const sizes = messages.map((pm, i) => messageSize(pm, topic_lens[i]!));
   let size = uintField(1, checkU32(from, 'from')) + uintField(2, checkU32(to, 'to'));
   for (const s of sizes) size += lenField(3, s);
-  const whole = Buffer.allocUnsafe(PREFIX_BYTES + size);
+  const whole = alloc(PREFIX_BYTES + size).subarray(0, PREFIX_BYTES + size);
   const o = new Out(whole, PREFIX_BYTES);
   o.uint(1, from);
   o.uint(2, to);

@@ -13,6 +13,7 @@
  * The same per-peer channel carries the unary cluster calls (topic creation forwarding, topic lists).
  */
 import { credentials, makeGenericClientConstructor, Metadata, type Client, type ClientWritableStream, type ServiceError } from '@grpc/grpc-js';
+import { BufferPool } from '../../../engine/base/buffer-pool.js';
 import { RaftService } from '../../../server/proto/load.js';
 import { installClientPrefixedSend } from '../../../server/rpc/prefixed-send.js';
 import type { NodeId } from '../core/types.js';
@@ -50,6 +51,20 @@ const RaftClient = makeGenericClientConstructor(
   'Raft',
 );
 const MESSAGE_MAX_BYTES = 65 * 1024 * 1024;
+
+/**
+ * Buffers for large frames (appends), reused once sent. A fresh multi-MiB buffer costs a page fault
+ * per 4 KiB on first write, and on this kind of machine that fault cost was the largest item in a
+ * leader's profile (engine/base/buffer-pool.ts). A frame is at most `frame_max_bytes` of messages
+ * plus headers: size classes are powers of two plus 64 KiB of slack, so a 1 MiB frame fits its
+ * class. Frames under POOLED_MIN_BYTES (heartbeats, responses) take ordinary allocations.
+ *
+ * A buffer goes back to the pool in the stream write's callback. That is sound only if grpc-js
+ * calls it once the HTTP/2 stream has written the bytes, which it does when the message is not
+ * kept in its retry buffer: the channels below disable retries and give that buffer no room.
+ */
+const frame_pool = new BufferPool(16, 64 * 1024);
+const POOLED_MIN_BYTES = 64 * 1024;
 
 interface Peer {
   readonly id: NodeId;
@@ -93,6 +108,10 @@ export class RaftTransport {
         // Reconnect quickly after a peer restarts (grpc-js's default backoff grows to 120 s).
         'grpc.initial_reconnect_backoff_ms': 100,
         'grpc.max_reconnect_backoff_ms': 1000,
+        // Our own transport reconnects and Raft retransmits; and with no retry buffer a write's
+        // callback means "sent" (frame_pool above), not "buffered for a retry".
+        'grpc.enable_retries': 0,
+        'grpc.per_rpc_retry_buffer_size': 0,
       });
       this.peers.set(id, { id, address, client, stream: null, opened_ms: 0, queue: [], queue_bytes: 0, inflight_bytes: 0, congested_since_ms: 0, flush_scheduled: false, up: false });
     }
@@ -148,8 +167,10 @@ export class RaftTransport {
       peer.inflight_bytes += bytes;
       this.sent += frame.length;
       let encoded: Buffer;
+      let pooled: Buffer | null = null;
+      const alloc = (size: number): Buffer => (size < POOLED_MIN_BYTES ? Buffer.allocUnsafe(size) : (pooled = frame_pool.take(size)));
       try {
-        encoded = encodeRaftFrame(this.o.node_id, peer.id, frame);
+        encoded = encodeRaftFrame(this.o.node_id, peer.id, frame, alloc);
       } catch (err) {
         // A message with a value the wire cannot carry: dropped (Raft retransmits), never thrown here.
         peer.inflight_bytes -= bytes;
@@ -159,6 +180,7 @@ export class RaftTransport {
       }
       stream.write(encoded, () => {
         peer.inflight_bytes -= bytes;
+        if (pooled !== null) frame_pool.give(pooled);
       });
     }
     peer.queue_bytes = 0;
