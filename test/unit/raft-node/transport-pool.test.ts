@@ -89,7 +89,7 @@ describe('RaftTransport pooled frames', () => {
     for (let seq = 0; seq < COUNT; seq++) {
       const got = received.get(seq)!;
       expect(got.length).toBe(ENTRY_BYTES);
-      const want = append(seq, ENTRY_BYTES).message as { entries: Array<{ data: Buffer }> };
+      const want = append(seq, ENTRY_BYTES).message as unknown as { entries: Array<{ data: Buffer }> };
       if (!got.equals(want.entries[0]!.data)) throw new Error(`entry ${seq} arrived with another frame's bytes (first word ${got.readUInt32BE(0)}, last ${got.readUInt32BE(ENTRY_BYTES - 4)})`);
     }
   }, 30_000);
