@@ -108,8 +108,9 @@ export class RaftTransport {
         // Reconnect quickly after a peer restarts (grpc-js's default backoff grows to 120 s).
         'grpc.initial_reconnect_backoff_ms': 100,
         'grpc.max_reconnect_backoff_ms': 1000,
-        // Our own transport reconnects and Raft retransmits; and with no retry buffer a write's
-        // callback means "sent" (frame_pool above), not "buffered for a retry".
+        // Our own transport reconnects and Raft retransmits, and the unary topic calls on this
+        // channel fall back on topic sync; with no retry buffer a write's callback means "sent"
+        // (frame_pool above), not "buffered for a retry".
         'grpc.enable_retries': 0,
         'grpc.per_rpc_retry_buffer_size': 0,
       });
