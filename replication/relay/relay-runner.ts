@@ -309,8 +309,9 @@ class PartitionSync {
    * written on its own: a live record's added latency at a hop grew to 40-90 ms in traces. At most
    * FOLLOW_INFLIGHT_BYTES of frames are being written at once; beyond that the loop waits for the
    * oldest, so a slow disk slows this subscription (HTTP/2 flow control), not memory. The first
-   * failed append ends the subscription with its error once every started append has settled,
-   * so the next round starts from a settled log end.
+   * failed append cancels the subscription (an idle upstream would send nothing to wake the loop)
+   * and ends it with that error once every started append has settled, so the next round starts
+   * from a settled log end.
    */
   private async follow(client: RelaylogClient, p: PartitionLog, from: number): Promise<boolean> {
     this.set('following', '');
@@ -321,15 +322,10 @@ class PartitionSync {
     let moved = false;
     // Where the next frame must start: the end of what has been handed to the log.
     let expected = from;
-    const inflight: Array<{ done: Promise<void>; bytes: number }> = [];
+    const inflight = new Set<Promise<void>>();
     let inflight_bytes = 0;
     // The first failed append's error (later ones follow from it).
     const failed: unknown[] = [];
-    const settleOldest = async () => {
-      const a = inflight.shift()!;
-      await a.done;
-      inflight_bytes -= a.bytes;
-    };
     try {
       for await (const frame of stream as AsyncIterable<Frame>) {
         if (failed.length > 0) throw failed[0];
@@ -348,18 +344,25 @@ class PartitionSync {
           });
           expected = last + 1;
           const bytes = records.length;
-          const done = p.appendReplicated(records).then(
-            () => {
-              moved = true;
-              this.status.bytes_in += bytes;
-            },
-            (err: unknown) => {
-              failed.push(err);
-            },
-          );
-          inflight.push({ done, bytes });
+          const done: Promise<void> = p.appendReplicated(records)
+            .then(
+              () => {
+                moved = true;
+                this.status.bytes_in += bytes;
+              },
+              (err: unknown) => {
+                failed.push(err);
+                // End the subscription now: an idle upstream sends nothing that would wake the loop.
+                stream.cancel();
+              },
+            )
+            .finally(() => {
+              inflight.delete(done);
+              inflight_bytes -= bytes;
+            });
+          inflight.add(done);
           inflight_bytes += bytes;
-          while (inflight_bytes > FOLLOW_INFLIGHT_BYTES && inflight.length > 1) await settleOldest();
+          while (inflight_bytes > FOLLOW_INFLIGHT_BYTES && inflight.size > 1) await Promise.race(inflight);
           if (failed.length > 0) throw failed[0];
           this.status.lag_ms = last + 1 >= frame.high_watermark ? 0 : Math.max(0, Date.now() - max_ts);
         }
@@ -367,7 +370,7 @@ class PartitionSync {
         this.status.lag_offsets = Math.max(0, frame.high_watermark - expected);
       }
     } catch (err) {
-      await Promise.all(inflight.map((a) => a.done));
+      await Promise.all(inflight);
       if (failed.length > 0) throw failed[0];
       if (this.signal.aborted || isCancelled(err)) return moved;
       throw (err as ServiceError).metadata instanceof Metadata ? fromServiceError(err as ServiceError, client.address) : err;
@@ -375,7 +378,7 @@ class PartitionSync {
       this.signal.removeEventListener('abort', abort);
       this.stream = null;
     }
-    await Promise.all(inflight.map((a) => a.done));
+    await Promise.all(inflight);
     if (failed.length > 0) throw failed[0];
     return moved;
   }

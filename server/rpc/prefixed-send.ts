@@ -48,8 +48,10 @@ export function prefixedFrame(size: number): { message: Buffer; whole: Buffer } 
 
 /**
  * Marks `message`, a view starting PREFIX_BYTES into `whole`, as sendable in place by either wrap
- * (a Raft frame: replication/raft/transport/frame-codec.ts). The buffer is not pooled: on the
- * client side grpc-js may call a write's callback before it has sent the message.
+ * (a Raft frame: replication/raft/transport/frame-codec.ts). Whoever owns `whole` decides when it
+ * may be reused: on the client side only once the write's callback has run on a channel without
+ * grpc-js's retry buffer (a buffered message's callback runs before it is sent), as the Raft
+ * transport's channels are (grpc-transport.ts, frame_pool).
  */
 export function markPrefixed(message: Buffer, whole: Buffer): void {
   if (message.buffer === whole.buffer && message.byteOffset - whole.byteOffset === PREFIX_BYTES) PREFIXED.set(message, whole);

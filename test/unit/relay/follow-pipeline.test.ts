@@ -115,3 +115,30 @@ describe('relay follow pipeline', () => {
     expect(overlapping).toBeGreaterThan(10);
   }, 60_000);
 });
+
+describe('relay follow pipeline, idle upstream', () => {
+  test('a failed append of the last frame before the upstream goes quiet is retried without waiting for more data', async () => {
+    const up = tempDir('relaylog-up-');
+    const down = tempDir('relaylog-relay-');
+    cleanup.push(up.cleanup, down.cleanup);
+    const origin = await LogServer.start({ store: { dir: up.dir, disk_free_floor_bytes: 0 }, listen: '127.0.0.1:0', logger: quiet });
+    cleanup.push(() => origin.stop());
+    const producer = new RelaylogClient(origin.address);
+    cleanup.push(() => producer.close());
+    await producer.createTopic('quiet', { partitions: 1 });
+    const store = await LogStore.open({ dir: down.dir, disk_free_floor_bytes: 0 });
+    cleanup.push(() => store.close());
+    const relay = new RelayRunner({ store, upstreams: [origin.address], logger: { info: () => undefined, warn: () => undefined, error: () => undefined }, topic_poll_ms: 50, retry_backoff_min_ms: 20, retry_backoff_max_ms: 100 });
+    relay.start();
+    cleanup.push(() => relay.stop());
+    await until('the relay copy of the topic', () => store.listTopics().some((t) => t.name === 'quiet'));
+    const p = store.partition('quiet', 0);
+    const original = p.appendReplicated.bind(p);
+    let calls = 0;
+    p.appendReplicated = (records) => (++calls === 1 ? Promise.reject(new EngineError('STORAGE_ERROR', 'injected write failure')) : original(records));
+    // One produce, then nothing: the only frame fails to append, and no later frame wakes the loop.
+    await producer.produce('quiet', 0, encodeBatch([{ value: 'only' }, { value: 'record' }]));
+    await until('the relay to retry and catch up', () => p.highWatermark === 2, 10_000);
+    expect(calls).toBeGreaterThanOrEqual(2);
+  }, 30_000);
+});
