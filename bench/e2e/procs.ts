@@ -3,6 +3,15 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 /** A free TCP port on 127.0.0.1 (bind to 0, read it, close). */
+/**
+ * How relaylog's server processes are started in the benchmarks: as `npm start` starts one
+ * (docs/operations.md). glibc's malloc asks for transparent huge pages (BENCH_RELAYLOG_PLAIN_MALLOC=1:
+ * without), and V8 collects garbage on the main thread only (`--single-threaded-gc`;
+ * BENCH_RELAYLOG_PARALLEL_GC=1: with V8's helper threads, Node's default).
+ */
+export const SERVER_ENV: Record<string, string> = process.env.BENCH_RELAYLOG_PLAIN_MALLOC === '1' ? {} : { GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' };
+export const SERVER_NODE_ARGS: readonly string[] = process.env.BENCH_RELAYLOG_PARALLEL_GC === '1' ? [] : ['--single-threaded-gc'];
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();

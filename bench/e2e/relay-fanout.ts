@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import hdr from 'hdr-histogram-js';
 import { RelaylogClient } from '../../client/index.js';
 import { encodeBatch, forEachBatch, forEachRecord } from '../../engine/index.js';
-import { stopProcess } from './procs.js';
+import { SERVER_ENV, SERVER_NODE_ARGS, stopProcess } from './procs.js';
 import { loopbackTcpLimit } from './scenarios.js';
 import { lineChartSvg } from './svg-chart.js';
 
@@ -42,9 +42,9 @@ interface Node {
 /** Starts `relaylog <args>` with a fresh data dir and a metrics endpoint; resolves with both addresses. */
 function startNode(args: string[]): Promise<Node> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-relay-'));
-  // The environment npm start gives a server (huge pages for malloc; BENCH_RELAYLOG_PLAIN_MALLOC=1: without).
-  const env = process.env.BENCH_RELAYLOG_PLAIN_MALLOC === '1' ? process.env : { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' };
-  const child = spawn(process.execPath, [BIN, ...args, '--data', dir, '--listen', '127.0.0.1:0', '--metrics', '127.0.0.1:0', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'], env });
+  // Started as npm start starts a server (procs.ts, SERVER_ENV and SERVER_NODE_ARGS).
+  const env = { ...process.env, ...SERVER_ENV };
+  const child = spawn(process.execPath, [...SERVER_NODE_ARGS, BIN, ...args, '--data', dir, '--listen', '127.0.0.1:0', '--metrics', '127.0.0.1:0', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'], env });
   return new Promise((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => {

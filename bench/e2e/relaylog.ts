@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import { RelaylogClient, type Frame, type StartPosition } from '../../client/index.js';
 import { encodeBatch, forEachBatch, forEachRecord } from '../../engine/index.js';
-import { freePort, processCpuMs, startProcess, stopProcess } from './procs.js';
+import { freePort, processCpuMs, SERVER_ENV, SERVER_NODE_ARGS, startProcess, stopProcess } from './procs.js';
 import type { LogSystem } from './system.js';
 
 /** This tree's CLI; BENCH_RELAYLOG_BIN=/path/to/bin/relaylog.js runs another build under the same harness. */
@@ -16,16 +16,11 @@ const PRODUCE_WINDOW = 8;
 const FRAME_BYTES = 4 * 1024 * 1024;
 /** Extra node flags for the server process, e.g. BENCH_RELAYLOG_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'. */
 const NODE_ARGS = (process.env.BENCH_RELAYLOG_NODE_ARGS ?? '').split(' ').filter(Boolean);
-/**
- * The server's environment: what `npm start` and docs/operations.md recommend, glibc's malloc asked
- * for transparent huge pages (BENCH_RELAYLOG_PLAIN_MALLOC=1: without).
- */
-const SERVER_ENV: Record<string, string> = process.env.BENCH_RELAYLOG_PLAIN_MALLOC === '1' ? {} : { GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' };
 
 export interface RelaylogServerOptions {
   /** The CLI to start (default: BIN). */
   bin?: string;
-  /** Node flags for the server (default: NODE_ARGS). */
+  /** Node flags for the server besides SERVER_NODE_ARGS (default: NODE_ARGS). */
   node_args?: string[];
   /** 3: a Raft cluster of three server processes on loopback, every partition on all three (R3). */
   nodes?: 1 | 3;
@@ -65,7 +60,7 @@ export class RelaylogSystem implements LogSystem {
   async start(): Promise<void> {
     if (this.server.nodes === 3) return this.startCluster();
     this.dir = mkdtempSync(join(tmpdir(), 'bench-relaylog-'));
-    const { child, line } = await startProcess(process.execPath, [...(this.server.node_args ?? NODE_ARGS), this.server.bin ?? BIN, 'serve', '--data', this.dir, '--listen', '127.0.0.1:0'], /relaylog listening on/, 20_000, SERVER_ENV);
+    const { child, line } = await startProcess(process.execPath, [...SERVER_NODE_ARGS, ...(this.server.node_args ?? NODE_ARGS), this.server.bin ?? BIN, 'serve', '--data', this.dir, '--listen', '127.0.0.1:0'], /relaylog listening on/, 20_000, SERVER_ENV);
     this.child = child;
     this.address = line.replace(/.*listening on /, '').trim();
     this.client = new RelaylogClient(this.address);
@@ -82,7 +77,7 @@ export class RelaylogSystem implements LogSystem {
       ports.map((p, i) =>
         startProcess(
           process.execPath,
-          [...(this.server.node_args ?? NODE_ARGS), this.server.bin ?? BIN, 'serve', '--data', dirs[i]!, '--listen', `127.0.0.1:${p}`, '--node-id', String(i + 1), '--peers', peers],
+          [...SERVER_NODE_ARGS, ...(this.server.node_args ?? NODE_ARGS), this.server.bin ?? BIN, 'serve', '--data', dirs[i]!, '--listen', `127.0.0.1:${p}`, '--node-id', String(i + 1), '--peers', peers],
           /relaylog listening on/,
           20_000,
           SERVER_ENV,
