@@ -42,26 +42,30 @@ async function allBytes(p: PartitionLog): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
+/** An origin server with `topic`, and a relay of it in-process over its own store; all stopped after the test. */
+async function originAndRelay(topic: string) {
+  const up = tempDir('relaylog-up-');
+  const down = tempDir('relaylog-relay-');
+  cleanup.push(up.cleanup, down.cleanup);
+  const origin = await LogServer.start({ store: { dir: up.dir, disk_free_floor_bytes: 0 }, listen: '127.0.0.1:0', logger: quiet });
+  cleanup.push(() => origin.stop());
+  const producer = new RelaylogClient(origin.address);
+  cleanup.push(() => producer.close());
+  await producer.createTopic(topic, { partitions: 1 });
+  const store = await LogStore.open({ dir: down.dir, disk_free_floor_bytes: 0 });
+  cleanup.push(() => store.close());
+  const errors: string[] = [];
+  const logger = { info: () => undefined, warn: () => undefined, error: (o: object) => errors.push(String((o as { detail?: unknown }).detail)) };
+  const relay = new RelayRunner({ store, upstreams: [origin.address], logger, topic_poll_ms: 50, retry_backoff_min_ms: 20, retry_backoff_max_ms: 100 });
+  relay.start();
+  cleanup.push(() => relay.stop());
+  await until('the relay copy of the topic', () => store.listTopics().some((t) => t.name === topic));
+  return { producer, relay, errors, p: store.partition(topic, 0) };
+}
+
 describe('relay follow pipeline', () => {
   test('small live frames land in order while writes overlap; a failed append mid-pipeline is retried from the log end', async () => {
-    const up = tempDir('relaylog-up-');
-    const down = tempDir('relaylog-relay-');
-    cleanup.push(up.cleanup, down.cleanup);
-    const origin = await LogServer.start({ store: { dir: up.dir, disk_free_floor_bytes: 0 }, listen: '127.0.0.1:0', logger: quiet });
-    cleanup.push(() => origin.stop());
-    const producer = new RelaylogClient(origin.address);
-    cleanup.push(() => producer.close());
-    await producer.createTopic('live', { partitions: 1 });
-
-    const store = await LogStore.open({ dir: down.dir, disk_free_floor_bytes: 0 });
-    cleanup.push(() => store.close());
-    const errors: string[] = [];
-    const logger = { info: () => undefined, warn: () => undefined, error: (o: object) => errors.push(String((o as { detail?: unknown }).detail)) };
-    const relay = new RelayRunner({ store, upstreams: [origin.address], logger, topic_poll_ms: 50, retry_backoff_min_ms: 20, retry_backoff_max_ms: 100 });
-    relay.start();
-    cleanup.push(() => relay.stop());
-    await until('the relay copy of the topic', () => store.listTopics().some((t) => t.name === 'live'));
-    const p = store.partition('live', 0);
+    const { producer, relay, errors, p } = await originAndRelay('live');
 
     // The 30th append the relay starts fails, as a write error would; every other goes through.
     const original = p.appendReplicated.bind(p);
@@ -118,21 +122,7 @@ describe('relay follow pipeline', () => {
 
 describe('relay follow pipeline, idle upstream', () => {
   test('a failed append of the last frame before the upstream goes quiet is retried without waiting for more data', async () => {
-    const up = tempDir('relaylog-up-');
-    const down = tempDir('relaylog-relay-');
-    cleanup.push(up.cleanup, down.cleanup);
-    const origin = await LogServer.start({ store: { dir: up.dir, disk_free_floor_bytes: 0 }, listen: '127.0.0.1:0', logger: quiet });
-    cleanup.push(() => origin.stop());
-    const producer = new RelaylogClient(origin.address);
-    cleanup.push(() => producer.close());
-    await producer.createTopic('quiet', { partitions: 1 });
-    const store = await LogStore.open({ dir: down.dir, disk_free_floor_bytes: 0 });
-    cleanup.push(() => store.close());
-    const relay = new RelayRunner({ store, upstreams: [origin.address], logger: { info: () => undefined, warn: () => undefined, error: () => undefined }, topic_poll_ms: 50, retry_backoff_min_ms: 20, retry_backoff_max_ms: 100 });
-    relay.start();
-    cleanup.push(() => relay.stop());
-    await until('the relay copy of the topic', () => store.listTopics().some((t) => t.name === 'quiet'));
-    const p = store.partition('quiet', 0);
+    const { producer, p } = await originAndRelay('quiet');
     const original = p.appendReplicated.bind(p);
     let calls = 0;
     p.appendReplicated = (records) => (++calls === 1 ? Promise.reject(new EngineError('STORAGE_ERROR', 'injected write failure')) : original(records));
