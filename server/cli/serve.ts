@@ -156,7 +156,7 @@ export async function serve(o: ServeOptions): Promise<void> {
   if (server.kafkaAddress) process.stdout.write(`relaylog kafka listening on ${server.kafkaAddress}\n`);
   logger.info({ address: server.address, data: o.data, archive: o.archive ?? null, relay_of: o.relay?.upstreams ?? null, node_id: cluster?.node_id ?? null, peers: cluster ? Object.fromEntries(cluster.peers) : null, ...(dial ? { peer_dial: Object.fromEntries(dial) } : {}) }, 'serving');
   if (availableParallelism() <= 2 && !singleThreadedGc()) {
-    logger.info({ hint: '--single-threaded-gc' }, `${availableParallelism()} CPUs: starting node with --single-threaded-gc (as npm start does) cut CPU per produced MB by 10-25% and the p99.9 latency at 2,000 records/s by about a third on a 2-core machine (docs/operations.md, "CPU: garbage collection on small machines")`);
+    logger.info({ hint: '--single-threaded-gc' }, `${availableParallelism()} CPUs: starting node with --single-threaded-gc (as npm start does) cut server CPU per produced MB by 9-23% and the p99.9 latency at 2,000 records/s by about a third on a 2-core machine (docs/operations.md, "CPU: garbage collection on small machines")`);
   }
   if (!hugePagesForMalloc()) {
     logger.info({ hint: `${HUGE_PAGES_TUNABLE}` }, 'malloc does not ask for transparent huge pages: setting GLIBC_TUNABLES=glibc.malloc.hugetlb=1 in the environment cuts produce CPU per MB by about a quarter (docs/operations.md, "Memory: transparent huge pages")');

@@ -57,15 +57,42 @@ export function markPrefixed(message: Buffer, whole: Buffer): void {
   if (message.buffer === whole.buffer && message.byteOffset - whole.byteOffset === PREFIX_BYTES) PREFIXED.set(message, whole);
 }
 
+/** Writes the gRPC message prefix (not compressed, length) into the first 5 bytes of `out`. */
+function writePrefix(out: Buffer, length: number): Buffer {
+  out.writeUInt8(0, 0); // not compressed
+  out.writeUInt32BE(length, 1);
+  return out;
+}
+
 /** `message` with its prefix written in front, in place, if it was marked; else null. */
 function inPlace(message: Uint8Array): Buffer | null {
   const whole = PREFIXED.get(message);
   if (whole === undefined || message.byteOffset - whole.byteOffset !== PREFIX_BYTES) return null;
   PREFIXED.delete(message);
-  const out = whole.subarray(0, PREFIX_BYTES + message.byteLength);
-  out.writeUInt8(0, 0); // not compressed
-  out.writeUInt32BE(message.byteLength, 1);
-  return out;
+  return writePrefix(whole.subarray(0, PREFIX_BYTES + message.byteLength), message.byteLength);
+}
+
+type Method = (this: unknown, ...args: never[]) => unknown;
+
+/**
+ * Replaces method `name` of the prototype `find()` returns by `wrap(original)`, once per process
+ * (a second call finds the mark and does nothing). False, with nothing wrapped, if this grpc-js has
+ * no such prototype or method.
+ */
+function wrapOnce(find: (require: NodeJS.Require) => object | undefined, name: string, wrap: (original: Method) => Method): boolean {
+  let proto: Record<string, unknown> | undefined;
+  try {
+    proto = find(createRequire(import.meta.url)) as Record<string, unknown> | undefined;
+  } catch {
+    return false;
+  }
+  const original = proto?.[name];
+  if (proto === undefined || typeof original !== 'function') return false;
+  if ((original as { [WRAPPED]?: boolean })[WRAPPED]) return true;
+  const wrapped = wrap(original as Method);
+  Object.defineProperty(wrapped, WRAPPED, { value: true });
+  proto[name] = wrapped;
+  return true;
 }
 
 let client_installed: boolean | null = null;
@@ -76,27 +103,20 @@ let client_installed: boolean | null = null;
  * Returns false (and wraps nothing: messages are copied as usual) if this grpc-js has no such method.
  */
 export function installClientPrefixedSend(): boolean {
-  if (client_installed !== null) return client_installed;
-  client_installed = false;
-  let proto: { writeMessage?: unknown } | undefined;
-  try {
-    const require = createRequire(import.meta.url);
-    const { CompressionFilter } = require('@grpc/grpc-js/build/src/compression-filter.js') as { CompressionFilter?: new (o: object, s: object) => { sendCompression?: object } };
-    const handler = CompressionFilter === undefined ? undefined : new CompressionFilter({}, {}).sendCompression;
-    proto = handler === undefined ? undefined : (Object.getPrototypeOf(handler) as { writeMessage?: unknown });
-  } catch {
-    return false;
-  }
-  if (proto === undefined || typeof proto.writeMessage !== 'function') return false;
-  if ((proto.writeMessage as { [WRAPPED]?: boolean })[WRAPPED]) return (client_installed = true);
-  const original = proto.writeMessage as (this: unknown, message: Buffer, compress: boolean) => Promise<Buffer>;
-  const wrapped = function (this: unknown, message: Buffer, compress: boolean): Promise<Buffer> {
-    const out = compress ? null : inPlace(message);
-    return out !== null ? Promise.resolve(out) : original.call(this, message, compress);
-  };
-  Object.defineProperty(wrapped, WRAPPED, { value: true });
-  proto.writeMessage = wrapped;
-  return (client_installed = true);
+  client_installed ??= wrapOnce(
+    (require) => {
+      const { CompressionFilter } = require('@grpc/grpc-js/build/src/compression-filter.js') as { CompressionFilter?: new (o: object, s: object) => { sendCompression?: object } };
+      const handler = CompressionFilter === undefined ? undefined : new CompressionFilter({}, {}).sendCompression;
+      return handler === undefined ? undefined : (Object.getPrototypeOf(handler) as object);
+    },
+    'writeMessage',
+    (original) =>
+      function (this: unknown, message: Buffer, compress: boolean): Promise<Buffer> {
+        const out = compress ? null : inPlace(message);
+        return out !== null ? Promise.resolve(out) : (original as (this: unknown, m: Buffer, c: boolean) => Promise<Buffer>).call(this, message, compress);
+      } as Method,
+  );
+  return client_installed;
 }
 
 interface SerializingCall {
@@ -107,29 +127,19 @@ let installed: boolean | null = null;
 
 /** Wraps grpc-js's server-side serializeMessage once per process; true if it is wrapped. */
 export function installPrefixedSend(): boolean {
-  if (installed !== null) return installed;
-  installed = false;
-  let proto: { serializeMessage?: unknown } | undefined;
-  try {
-    const require = createRequire(import.meta.url);
-    proto = (require('@grpc/grpc-js/build/src/server-interceptors.js') as { BaseServerInterceptingCall?: { prototype: { serializeMessage?: unknown } } }).BaseServerInterceptingCall?.prototype;
-  } catch {
-    return false;
-  }
-  if (proto === undefined || typeof proto.serializeMessage !== 'function') return false;
-  if ((proto.serializeMessage as { [WRAPPED]?: boolean })[WRAPPED]) return (installed = true);
-  const wrapped = function (this: SerializingCall, value: unknown): Buffer {
-    const message = this.handler.serialize(value);
-    const framed = inPlace(message);
-    if (framed !== null) return framed;
-    // grpc-js's own: a fresh buffer with the prefix, the message copied after it.
-    const out = Buffer.allocUnsafe(message.byteLength + PREFIX_BYTES);
-    message.copy(out, PREFIX_BYTES);
-    out.writeUInt8(0, 0); // not compressed
-    out.writeUInt32BE(message.byteLength, 1);
-    return out;
-  };
-  Object.defineProperty(wrapped, WRAPPED, { value: true });
-  proto.serializeMessage = wrapped;
-  return (installed = true);
+  installed ??= wrapOnce(
+    (require) => (require('@grpc/grpc-js/build/src/server-interceptors.js') as { BaseServerInterceptingCall?: { prototype: object } }).BaseServerInterceptingCall?.prototype,
+    'serializeMessage',
+    () =>
+      function (this: SerializingCall, value: unknown): Buffer {
+        const message = this.handler.serialize(value);
+        const framed = inPlace(message);
+        if (framed !== null) return framed;
+        // grpc-js's own: a fresh buffer with the prefix, the message copied after it.
+        const out = Buffer.allocUnsafe(message.byteLength + PREFIX_BYTES);
+        message.copy(out, PREFIX_BYTES);
+        return writePrefix(out, message.byteLength);
+      } as Method,
+  );
+  return installed;
 }
