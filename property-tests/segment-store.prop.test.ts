@@ -790,9 +790,19 @@ async function doCrash(h: Harness, c: Extract<Cmd, { t: 'crash' }>): Promise<voi
   const before_active = before.at(-1)!;
   if (before_active.path === active.path && active.durable_bytes < before_active.durable_bytes) fail('durable position went back during abandon()');
 
+  // A batch over max.message.bytes is refused on its own, before it is queued: it fails with
+  // BATCH_TOO_LARGE whatever else happens, and says nothing about the appends issued after it.
+  const too_large = inflight.map((f) => f.built.buf.length > p.config.max_message_bytes);
+  inflight.forEach((f, i) => {
+    if (too_large[i] && !(f.state === 'err' && isCode(f.err, 'BATCH_TOO_LARGE'))) {
+      fail(`in-flight #${i} is over max.message.bytes=${p.config.max_message_bytes}: expected BATCH_TOO_LARGE, got ${f.state === 'ok' ? 'success' : errText(f.err)}`);
+    }
+    if (!too_large[i] && f.state === 'err' && isCode(f.err, 'BATCH_TOO_LARGE')) fail(`in-flight #${i} fits max.message.bytes but failed with ${errText(f.err)}`);
+    if (too_large[i]) count('crash.inflight_too_large');
+  });
   // Appends that completed after the kill are unacknowledged but on disk: a prefix, whole, in order.
   const late = inflight.filter((f) => !f.acked && f.state === 'ok');
-  const first_err = inflight.findIndex((f) => f.state === 'err');
+  const first_err = inflight.findIndex((f, i) => f.state === 'err' && !too_large[i]);
   if (first_err !== -1 && inflight.slice(first_err).some((f) => f.state === 'ok' && !f.acked)) {
     fail(`an in-flight append completed after a later-issued one failed (in-flight #${first_err} failed with ${errText(inflight[first_err]!.err)}; states ${inflight.map((f) => f.state).join(',')})`);
   }
