@@ -572,10 +572,15 @@ export class RaftSim {
     this.net = NO_FAULTS;
     for (const node of this.nodes.values()) {
       node.crash_on_write = null;
-      if (node.core === null) this.start(node);
+      if (node.core === null && !this.retired(node)) this.start(node);
     }
     const proposed = new Map<number, { index: number; data: Buffer }>();
     for (let t = 1; t <= max_ticks; t++) {
+      for (const node of this.live()) {
+        if (!this.retired(node)) continue;
+        this.trace(`  n${node.id} was removed: shut down`);
+        this.crash(node);
+      }
       this.tick();
       const leader = this.leader();
       if (leader === undefined) continue;
@@ -604,6 +609,33 @@ export class RaftSim {
       }
     }
     this.violation(`liveness: no proposal committed on all voters within ${max_ticks} ticks after faults stopped`);
+  }
+
+  /**
+   * Plain Raft (neither pre-vote nor check-quorum) has no defence against a server that was removed
+   * but keeps running: it never learns of its removal, times out again and again, and each
+   * RequestVote it sends with a higher term deposes the leader (Raft thesis §4.2.3; etcd's raft is
+   * the same without CheckQuorum). Its liveness assumes that removed servers are shut down once the
+   * removal is committed, as the thesis's operator does, so settle() does that in plain Raft only.
+   * With pre-vote or check-quorum (the production setting) removed servers stay up and must not
+   * stop progress. Removed: in neither the last committed membership nor the newest membership in
+   * any other node's log (so a node whose addition is still pending is not).
+   */
+  private retired(node: SimNode): boolean {
+    if (this.opts.pre_vote || this.opts.check_quorum) return false;
+    let committed: ConfState = { voters: Array.from({ length: this.opts.voters }, (_, i) => i + 1), learners: [] };
+    for (let i = this.committed.length - 1; i >= 0; i--) {
+      const e = this.committed[i]!;
+      if (e.kind !== 'conf_change') continue;
+      committed = decodeConfChangeEntry(e.data).conf_state;
+      break;
+    }
+    const member = (c: ConfState) => c.voters.includes(node.id) || c.learners.includes(node.id);
+    if (member(committed)) return false;
+    for (const other of this.nodes.values()) {
+      if (other !== node && member(this.membershipAt(other.storage, other.storage.lastIndex()))) return false;
+    }
+    return true;
   }
 
   // ---- reporting -------------------------------------------------------------------------------
