@@ -217,8 +217,13 @@ export class Raft {
       // A stale leader cut off from the rest may never hear the new term otherwise (with pre-vote
       // nobody campaigns at it): tell it, so it steps down.
       this.send(this.appendResponse(m.from, false, 0, 0, { index: 0, term: 0 }));
-    } else if (m.type === 'pre_vote') {
-      this.send({ type: 'pre_vote_response', from: this.id, to: m.from, term: this.term_, granted: false });
+    } else if (m.type === 'pre_vote' || m.type === 'vote') {
+      // Figure 2: the rejection carries our term, and the candidate adopts it. Ignoring it (as
+      // etcd's raft does for a real vote) can leave a candidate climbing terms below ours for
+      // ever when we never send it anything else: in the simulation, a voter whose newest
+      // (uncommitted) membership left the candidate out, and the one node that could grant it a
+      // vote at a higher term (CI seed 1378532158).
+      this.send({ type: m.type === 'vote' ? 'vote_response' : 'pre_vote_response', from: this.id, to: m.from, term: this.term_, granted: false });
     }
     // Anything else from an older term is stale.
   }

@@ -55,6 +55,29 @@ describe('leader election', () => {
   });
 });
 
+describe('older terms', () => {
+  test('§5.1 a vote request from an older term is answered with a rejection carrying the newer term, which the candidate adopts', () => {
+    const logs = new Map([
+      [1, { entries: entriesWithTerms([1, 2]), hard_state: { term: 3, vote: 0, commit: 0 } }],
+      [2, { entries: entriesWithTerms([1]), hard_state: { term: 7, vote: 0, commit: 0 } }],
+      [3, { entries: entriesWithTerms([1]), hard_state: { term: 7, vote: 0, commit: 0 } }],
+    ]);
+    const c = new TestCluster([1, 2, 3], { pre_vote: false, check_quorum: false }, logs);
+    const voter = c.core(2);
+    voter.step({ type: 'vote', from: 1, to: 2, term: 4, last_log_index: 2, last_log_term: 2, transfer: false });
+    const rd = voter.ready();
+    expect(rd.messages_to_send).toEqual([{ type: 'vote_response', from: 2, to: 1, term: 7, granted: false }]);
+    expect(rd.hard_state).toBeUndefined(); // neither its term nor its vote changed
+    voter.advance(rd);
+    // Node 1, whose log is the most up to date but whose term is behind, learns term 7 from that
+    // answer and so wins its next election: two timeouts, under 4 election timeouts in all. (Were
+    // its requests dropped, it would need five: terms 4 to 7 ignored, then 8.)
+    c.tick(1, 4 * ELECTION_TIMEOUT_TICKS);
+    expect(c.core(1).role).toBe('leader');
+    expect(c.core(1).term).toBeGreaterThan(7);
+  });
+});
+
 describe('pre-vote', () => {
   test('§9.6 a node rejoining after a partition does not disrupt a stable leader', () => {
     const c = new TestCluster([1, 2, 3]);
