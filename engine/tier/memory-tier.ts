@@ -10,9 +10,15 @@ import { readBuffers } from '../base/buffer-pool.js';
  * ownership), so a run of batches that lies back to back in one parent buffer (one produce
  * request's record set) is kept as it is, without a copy, when it fills at least 3/4 of that parent:
  * the chunk's cost against the budget is then the whole parent, so the budget still bounds the
- * memory really retained. Other batches (small ones cut from a larger network buffer) are copied
- * into one owned chunk. Copying every batch cost a page fault per fresh 4 KiB and most of the
- * produce path's CPU at 64 KiB records. A read inside one chunk is a zero-copy slice.
+ * memory really retained. Copying every large batch cost a page fault per fresh 4 KiB and most of
+ * the produce path's CPU at 64 KiB records. Small runs (up to SLAB_RUN_MAX_BYTES) and batches cut
+ * from a larger network buffer are copied instead, into the partition's open **slab**: one owned
+ * buffer (64 KiB, doubling per slab up to 1 MiB) that takes batch after batch, charged to the
+ * budget at its whole size when it is created. Kept one chunk per small produce, the tier held
+ * about 650 bytes of JavaScript objects per record (chunk, Buffer, ArrayBuffer, two arrays) until
+ * evicted, and copying them out of the young generation was most of every scavenge at 2,000 x
+ * 1 KiB records/s (docs/benchmarks.md, "Where the latency tail comes from"). A read inside one
+ * chunk is a zero-copy slice.
  *
  * Fairness: when the budget is exceeded, the partition furthest above its fair share
  * (budget / partitions) loses its oldest chunk first, so one busy partition cannot push every
@@ -20,6 +26,11 @@ import { readBuffers } from '../base/buffer-pool.js';
  */
 /** A read continues into the next chunk (copying) only while it holds less than this. */
 const SPAN_MIN_BYTES = 256 * 1024;
+/** Runs of batches up to this size are copied into the partition's slab rather than kept as they are. */
+const SLAB_RUN_MAX_BYTES = 16 * 1024;
+/** A partition's first slab; each next one is twice as large, up to SLAB_MAX_BYTES (and at most an eighth of the budget). */
+const SLAB_MIN_BYTES = 64 * 1024;
+const SLAB_MAX_BYTES = 1024 * 1024;
 
 export class MemoryTier {
   private tails = new Set<PartitionTail>();
@@ -67,6 +78,10 @@ export class MemoryTier {
 
 interface Chunk {
   buf: Buffer;
+  /** Bytes of buf holding batches: all of it, except in a slab still being filled. */
+  len: number;
+  /** A slab: an owned buffer that later batches of the partition are copied into while they fit. */
+  slab: boolean;
   /** Bytes charged to the budget: buf's length, or its whole parent's when buf is a slice kept as is. */
   cost: number;
   /** Base offset of each batch in the chunk, ascending. */
@@ -80,6 +95,8 @@ interface Chunk {
 export class PartitionTail {
   private chunks: Chunk[] = [];
   private head = 0;
+  /** Size of the next slab this partition opens. */
+  private next_slab = SLAB_MIN_BYTES;
   bytes = 0;
   hits = 0;
 
@@ -111,11 +128,17 @@ export class PartitionTail {
     let copy_bytes = 0;
     const flushCopies = (to: number) => {
       if (copy_from < 0) return;
-      const buf = Buffer.allocUnsafe(copy_bytes);
-      let pos = 0;
-      for (let k = copy_from; k < to; k++) pos += batches[k]!.copy(buf, pos);
-      next_offset = this.push(buf, buf.length, batches, copy_from, to, next_offset);
-      added += buf.length;
+      let c = this.head < this.chunks.length ? this.chunks[this.chunks.length - 1]! : undefined;
+      if (c === undefined || !c.slab || c.next_offset !== next_offset || c.len + copy_bytes > c.buf.length) {
+        const size = Math.max(copy_bytes, Math.min(this.next_slab, Math.floor(this.tier.budget_bytes / 8)));
+        this.next_slab = Math.min(SLAB_MAX_BYTES, this.next_slab * 2);
+        c = { buf: Buffer.allocUnsafeSlow(size), len: 0, slab: true, cost: size, bases: [], positions: [], next_offset };
+        this.chunks.push(c);
+        this.bytes += size;
+        added += size;
+      }
+      for (let k = copy_from; k < to; k++) this.appendToSlab(c, batches[k]!);
+      next_offset = c.next_offset;
       copy_from = -1;
       copy_bytes = 0;
     };
@@ -127,7 +150,7 @@ export class PartitionTail {
       while (j < batches.length && batches[j]!.buffer === b.buffer && batches[j]!.byteOffset === end) end += batches[j++]!.length;
       const run_bytes = end - b.byteOffset;
       const parent = b.buffer.byteLength;
-      if (run_bytes * 4 >= parent * 3 && parent <= this.tier.budget_bytes) {
+      if (run_bytes > SLAB_RUN_MAX_BYTES && run_bytes * 4 >= parent * 3 && parent <= this.tier.budget_bytes) {
         flushCopies(i);
         next_offset = this.push(Buffer.from(b.buffer, b.byteOffset, run_bytes), parent, batches, i, j, next_offset);
         added += parent;
@@ -156,9 +179,19 @@ export class PartitionTail {
       pos += b.length;
     }
     assert(pos === buf.length, 'memory tier: chunk size mismatch');
-    this.chunks.push({ buf, cost, bases, positions, next_offset });
+    this.chunks.push({ buf, len: buf.length, slab: false, cost, bases, positions, next_offset });
     this.bytes += cost;
     return next_offset;
+  }
+
+  /** Copies batch `b`, which must continue it, to the end of slab `c` (the caller checked that it fits). */
+  private appendToSlab(c: Chunk, b: Buffer): void {
+    const base = batchBaseOffset(b);
+    assert(base === c.next_offset, `memory tier: batch ${base} does not follow ${c.next_offset}`);
+    c.bases.push(base);
+    c.positions.push(c.len);
+    c.len += b.copy(c.buf, c.len);
+    c.next_offset = base + batchLastOffsetDelta(b) + 1;
   }
 
   /**
@@ -178,7 +211,7 @@ export class PartitionTail {
       let end = start;
       for (; bi < c.bases.length; bi++) {
         if (c.bases[bi]! >= hw) break;
-        const batch_end = bi + 1 < c.positions.length ? c.positions[bi + 1]! : c.buf.length;
+        const batch_end = bi + 1 < c.positions.length ? c.positions[bi + 1]! : c.len;
         if (size + (end - start) > 0 && size + (batch_end - start) > max_bytes) break;
         end = batch_end;
         next_offset = bi + 1 < c.bases.length ? c.bases[bi + 1]! : c.next_offset;
@@ -259,6 +292,7 @@ export class PartitionTail {
     this.chunks = [];
     this.head = 0;
     this.bytes = 0;
+    this.next_slab = SLAB_MIN_BYTES;
   }
 }
 

@@ -101,11 +101,12 @@ describe('memory tier inside the partition log', () => {
     expect(t.read(0, 1 << 20, 1)).toBeNull();
   });
 
-  test('a record set that fills its own buffer is kept without a copy and charged at its parent buffer', () => {
+  test('a large record set that fills its own buffer is kept without a copy and charged at its parent buffer', () => {
     const tier = new MemoryTier(1 << 20);
     const t = tier.register('x');
-    const a = batchOf(3, 'a', 1, 3000);
-    const b = batchOf(2, 'b', 1, 3000);
+    // Over 16 KiB in all: smaller ones go to the slab (next tests).
+    const a = batchOf(3, 'a', 1, 4000);
+    const b = batchOf(2, 'b', 1, 4000);
     stampBatch(a, 0, 0, 0);
     stampBatch(b, 0, 3, 0);
     // One request's record set: both batches back to back in one buffer, with 16 bytes of framing
@@ -121,7 +122,7 @@ describe('memory tier inside the partition log', () => {
     expect(recordsOf(r.records).map((x) => x.offset)).toEqual([0, 1, 2, 3, 4]);
   });
 
-  test('a small batch cut from a much larger buffer is copied and charged at its own size', () => {
+  test('a small batch cut from a much larger buffer is copied into a slab, charged at the whole slab size', () => {
     const tier = new MemoryTier(1 << 20);
     const t = tier.register('x');
     const a = batchOf(1, 'a', 1, 100);
@@ -130,10 +131,43 @@ describe('memory tier inside the partition log', () => {
     a.copy(parent, 1000);
     const slice = parent.subarray(1000, 1000 + a.length);
     t.add([slice], a.length);
-    expect(tier.used_bytes).toBe(a.length);
+    expect(tier.used_bytes).toBe(64 * 1024); // the partition's first slab, whole
     parent.fill(0); // the network buffer is reused: the cached copy is not affected
     const r = t.read(0, 1 << 20, 1)!;
     expect(r.records.equals(a)).toBe(true);
+  });
+
+  test('small record sets share slabs: 64 KiB, then twice as large; a read inside one is a zero-copy slice', () => {
+    const tier = new MemoryTier(64 << 20);
+    const t = tier.register('x');
+    const sizes: number[] = [];
+    let added = 0;
+    for (let i = 0; i < 200; i++) {
+      const b = batchOf(1, `r${i}`, 1, 1000);
+      stampBatch(b, 0, i, 0);
+      // As a decoded gRPC message holds it: its own buffer, a few bytes of framing around it.
+      const parent = Buffer.alloc(b.length + 12);
+      b.copy(parent, 6);
+      t.add([parent.subarray(6, 6 + b.length)], b.length);
+      added += b.length;
+      if (sizes.at(-1) !== tier.used_bytes) sizes.push(tier.used_bytes);
+    }
+    // About 200 KB of batches: a 64 KiB slab, a 128 KiB one, then a 256 KiB one: charged once each.
+    expect(added).toBeGreaterThan(192 * 1024);
+    expect(sizes).toEqual([64 * 1024, 192 * 1024, 448 * 1024]);
+    // Every read returns exactly the batches from its offset; inside one slab without a copy, and
+    // joined into one pooled copy only where it runs from one slab into the next.
+    let copies = 0;
+    for (let o = 0; o < 200; o++) {
+      const r = t.read(o, 16 * 1024, 200)!;
+      const offsets = recordsOf(r.records).map((x) => x.offset);
+      expect(offsets[0]).toBe(o);
+      expect(offsets).toEqual(offsets.map((_, k) => o + k));
+      expect(r.records.length).toBeLessThanOrEqual(16 * 1024);
+      if (r.backing !== null) copies++;
+    }
+    expect(copies).toBeGreaterThan(0);
+    expect(copies).toBeLessThan(40); // only reads starting within 16 KiB of a slab's end
   });
 
   test('a read returns one large chunk as a zero-copy slice, and joins small chunks into one copy', () => {
@@ -160,11 +194,18 @@ describe('memory tier inside the partition log', () => {
     expect(big.backing).toBeNull();
     expect(recordsOf(big.records).map((r) => r.offset)).toEqual([0, 1, 2, 3, 4]);
     expect(big.next_offset).toBe(5);
-    // Small chunks (one ~1 KiB batch each) are joined up to max_bytes, in one pooled copy.
-    for (let i = 10; i < 40; i++) add(i, 1, 1000);
-    const small = t.read(10, 16 * 1024, 40)!;
+    // Small chunks (one ~4 KiB record set each) are joined up to max_bytes, in one pooled copy.
+    // (Set up directly as chunks of their own: produced, such sets would share a slab.)
+    const tiny = new MemoryTier(24 * 1024); // slabs of at most an eighth of the budget: 3 KiB, so one set each
+    const u = tiny.register('y');
+    for (let i = 10; i < 16; i++) {
+      const b = batchOf(1, `s${i}`, 1, 3500);
+      stampBatch(b, 0, i, 0);
+      u.add([Buffer.from(b)], b.length);
+    }
+    const small = u.read(10, 16 * 1024, 16)!;
     expect(small.backing).not.toBeNull();
-    expect(recordsOf(small.records).length).toBeGreaterThan(10);
+    expect(recordsOf(small.records).map((r) => r.offset)).toEqual([10, 11, 12, 13]);
     expect(small.records.length).toBeLessThanOrEqual(16 * 1024);
   });
 });
