@@ -29,7 +29,8 @@ export class AppendQueue {
       return Promise.reject(limitExceeded('append_queue_max_bytes', this.queued_bytes + p.bytes, limits.append_queue_max_bytes));
     }
     return new Promise<AppendResult>((resolve, reject) => {
-      this.queue.push({ ...p, resolve, reject });
+      // Spelled out rather than spread: one object shape for every pending append.
+      this.queue.push({ batches: p.batches, bytes: p.bytes, leader_epoch: p.leader_epoch, replicated: p.replicated === true, resolve, reject });
       this.queued_bytes += p.bytes;
       this.start();
     });

@@ -16,14 +16,28 @@ export function batchBaseOffsets(records: Buffer, base_offset: number): number[]
   return out;
 }
 
-/** Appends one request's record set (a single node acknowledges `leader` and `all` alike; a cluster node per acks). */
-export async function appendRecordSet(ctx: ServiceContext, req: ProduceRequest) {
-  refuseOnRelay(ctx, 'produce', req);
-  const r: AppendResult = await ctx.store().partition(req.topic, req.partition).append(req.records, { acks: req.acks });
-  ctx.metrics.bytes_in.inc(req.records.length);
-  return { base_offset: r.base_offset, last_offset: r.last_offset, batch_base_offsets: batchBaseOffsets(req.records, r.base_offset) };
+interface Appended {
+  base_offset: number;
+  last_offset: number;
+  batch_base_offsets: number[];
 }
-type Appended = Awaited<ReturnType<typeof appendRecordSet>>;
+
+/**
+ * Appends one request's record set (a single node acknowledges `leader` and `all` alike; a cluster
+ * node per acks). A refusal (relay, unknown topic, stopping) is thrown synchronously. Not an async
+ * function: on the produce path every record set's promises and frames are garbage to collect.
+ */
+export function appendRecordSet(ctx: ServiceContext, req: ProduceRequest): Promise<Appended> {
+  refuseOnRelay(ctx, 'produce', req);
+  return ctx
+    .store()
+    .partition(req.topic, req.partition)
+    .append(req.records, { acks: req.acks })
+    .then((r: AppendResult) => {
+      ctx.metrics.bytes_in.inc(req.records.length);
+      return { base_offset: r.base_offset, last_offset: r.last_offset, batch_base_offsets: batchBaseOffsets(req.records, r.base_offset) };
+    });
+}
 
 /**
  * The shared half of both produce streams: each message is appended as it arrives, so appends
@@ -35,14 +49,16 @@ function appendInOrder(ctx: ServiceContext, call: ServerReadableStream<unknown, 
   let inflight_bytes = 0;
   return (raw: unknown): Promise<Appended> => {
     let size = 0;
-    const work = ctx.track(
-      (async () => {
-        if (ctx.stopping.aborted) throw shuttingDown(ctx.address());
-        const req = parseProduce(raw);
-        size = req.records.length;
-        return appendRecordSet(ctx, req);
-      })(),
-    );
+    let appended: Promise<Appended>;
+    try {
+      if (ctx.stopping.aborted) throw shuttingDown(ctx.address());
+      const req = parseProduce(raw);
+      size = req.records.length;
+      appended = appendRecordSet(ctx, req);
+    } catch (err) {
+      appended = Promise.reject(err);
+    }
+    const work = ctx.track(appended);
     inflight_bytes += size;
     if (inflight_bytes > ctx.limits.produce_stream_inflight_max_bytes) call.pause();
     const settle = () => {
