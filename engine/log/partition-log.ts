@@ -355,7 +355,7 @@ export class PartitionLog {
     for (const p of group) bytes += p.bytes;
     try {
       this.disk.check(bytes, this.active.size_bytes + bytes > this.deps.config.segment_bytes);
-      await this.maybeRoll(bytes);
+      if (this.rollDue(bytes)) await this.rollLocked();
     } catch (err) {
       for (const p of group) p.reject(err);
       return;
@@ -366,11 +366,13 @@ export class PartitionLog {
     const results: AppendResult[] = [];
     let next = this.end_offset;
     const accepted: PendingAppend[] = [];
-    const replicated: Buffer[] = [];
+    // Replicated batches, when there are idempotent producers to replay them into.
+    const replicated: Buffer[] | null = this.producers !== null ? [] : null;
     // Idempotent producers: batches are checked and recorded as offsets are assigned (so a retry
-    // in the same group is seen); a failed write puts the producers' entries back.
-    const saved = new Map<number, ProducerEntry<OffsetRange> | undefined>();
-    const duplicates: Array<{ p: PendingAppend; ref: OffsetRange }> = [];
+    // in the same group is seen); a failed write puts the producers' entries back. (Created only
+    // when needed: on the produce path of small records every allocation here is per record.)
+    let saved: Map<number, ProducerEntry<OffsetRange> | undefined> | null = null;
+    let duplicates: Array<{ p: PendingAppend; ref: OffsetRange }> | null = null;
     for (const p of group) {
       const base_offset = next;
       if (p.replicated) {
@@ -382,16 +384,17 @@ export class PartitionLog {
         for (const b of p.batches) {
           next += batchLastOffsetDelta(b) + 1;
           buffers.push(b);
-          replicated.push(b);
+          replicated?.push(b);
         }
       } else {
         const producer = this.producers !== null && p.batches.length === 1 ? producerBatchOf(p.batches[0]!) : null;
         if (producer !== null) {
+          saved ??= new Map();
           if (!saved.has(producer.producer_id)) saved.set(producer.producer_id, this.producers!.save(producer.producer_id));
           try {
             const c = this.producers!.checkAndRecord(producer, { base_offset: next, last_offset: next + batchLastOffsetDelta(p.batches[0]!) });
             if (c.kind === 'duplicate') {
-              duplicates.push({ p, ref: c.ref });
+              (duplicates ??= []).push({ p, ref: c.ref });
               continue;
             }
           } catch (err) {
@@ -416,19 +419,19 @@ export class PartitionLog {
         if (this.deps.config.fsync.policy === 'always') await fh.datasync();
       } catch (err) {
         await this.undoWrite(seg, start_position);
-        for (const [id, e] of saved) this.producers!.restore(id, e);
+        for (const [id, e] of saved ?? []) this.producers!.restore(id, e);
         const e = (err as NodeJS.ErrnoException).code === 'ENOSPC' ? this.disk.enospc() : storageError(`appending to ${seg.path}`, err);
         for (const p of accepted) p.reject(e);
         // A duplicate may name a batch of this very group: its producer retries.
-        for (const d of duplicates) d.p.reject(e);
+        for (const d of duplicates ?? []) d.p.reject(e);
         return;
       }
       this.commitWrite(seg, start_position, buffers, next);
-      if (this.producers !== null) for (const b of replicated) this.replayProducer(b);
+      if (replicated !== null) for (const b of replicated) this.replayProducer(b);
     }
     accepted.forEach((p, i) => p.resolve(results[i]!));
     // Kafka's answer to a duplicate: the offsets the batch got the first time; nothing is written.
-    for (const d of duplicates) d.p.resolve({ base_offset: d.ref.base_offset, last_offset: d.ref.last_offset });
+    for (const d of duplicates ?? []) d.p.resolve({ base_offset: d.ref.base_offset, last_offset: d.ref.last_offset });
   }
 
   private replayProducer(b: Buffer): void {
@@ -747,12 +750,13 @@ export class PartitionLog {
     return run;
   }
 
-  private async maybeRoll(incoming_bytes: number): Promise<void> {
+  /** Whether the active segment must be rolled before `incoming_bytes` more are written to it. */
+  private rollDue(incoming_bytes: number): boolean {
     const seg = this.active;
-    if (seg.size_bytes === 0) return;
+    if (seg.size_bytes === 0) return false;
     const too_big = seg.size_bytes + incoming_bytes > this.deps.config.segment_bytes;
     const too_old = this.deps.clock.now_ms() - seg.first_append_ms >= this.deps.config.segment_ms;
-    if (too_big || too_old) await this.rollLocked();
+    return too_big || too_old;
   }
 
   /** Seals the active segment (if it has data) and starts a new one at the log end. */
