@@ -13,8 +13,8 @@ import { readBuffers } from '../base/buffer-pool.js';
  * memory really retained. Copying every large batch cost a page fault per fresh 4 KiB and most of
  * the produce path's CPU at 64 KiB records. Small runs (up to SLAB_RUN_MAX_BYTES) and batches cut
  * from a larger network buffer are copied instead, into the partition's open **slab**: one owned
- * buffer (64 KiB, doubling per slab up to 1 MiB) that takes batch after batch, charged to the
- * budget at its whole size when it is created. Kept one chunk per small produce, the tier held
+ * buffer (64 KiB, doubling per slab up to 1 MiB, and at most an eighth of the partition's fair
+ * share) that takes batch after batch, charged to the budget at its whole size when it is created. Kept one chunk per small produce, the tier held
  * about 650 bytes of JavaScript objects per record (chunk, Buffer, ArrayBuffer, two arrays) until
  * evicted, and copying them out of the young generation was most of every scavenge at 2,000 x
  * 1 KiB records/s (docs/benchmarks.md, "Where the latency tail comes from"). A read inside one
@@ -28,7 +28,7 @@ import { readBuffers } from '../base/buffer-pool.js';
 const SPAN_MIN_BYTES = 256 * 1024;
 /** Runs of batches up to this size are copied into the partition's slab rather than kept as they are. */
 const SLAB_RUN_MAX_BYTES = 16 * 1024;
-/** A partition's first slab; each next one is twice as large, up to SLAB_MAX_BYTES (and at most an eighth of the budget). */
+/** A partition's first slab; each next one is twice as large, up to SLAB_MAX_BYTES (and at most an eighth of the partition's fair share of the budget). */
 const SLAB_MIN_BYTES = 64 * 1024;
 const SLAB_MAX_BYTES = 1024 * 1024;
 
@@ -130,7 +130,10 @@ export class PartitionTail {
       if (copy_from < 0) return;
       let c = this.head < this.chunks.length ? this.chunks[this.chunks.length - 1]! : undefined;
       if (c === undefined || !c.slab || c.next_offset !== next_offset || c.len + copy_bytes > c.buf.length) {
-        const size = Math.max(copy_bytes, Math.min(this.next_slab, Math.floor(this.tier.budget_bytes / 8)));
+        // At most an eighth of the partition's fair share, so that many quiet partitions' open slabs
+        // do not take the budget from the busy ones.
+        const share = Math.floor(this.tier.budget_bytes / 8 / Math.max(1, this.tier.partition_count));
+        const size = Math.max(copy_bytes, Math.min(this.next_slab, share));
         this.next_slab = Math.min(SLAB_MAX_BYTES, this.next_slab * 2);
         c = { buf: Buffer.allocUnsafeSlow(size), len: 0, slab: true, cost: size, bases: [], positions: [], next_offset };
         this.chunks.push(c);

@@ -170,6 +170,15 @@ describe('memory tier inside the partition log', () => {
     expect(copies).toBeLessThan(40); // only reads starting within 16 KiB of a slab's end
   });
 
+  test("with many partitions a slab is at most an eighth of a partition's fair share", () => {
+    const tier = new MemoryTier(16 << 20);
+    const tails = Array.from({ length: 64 }, (_, i) => tier.register(`p${i}`));
+    const b = batchOf(1, 'r', 1, 100);
+    stampBatch(b, 0, 0, 0);
+    tails[0]!.add([Buffer.from(b)], b.length);
+    expect(tier.used_bytes).toBe((16 << 20) / 8 / 64); // 32 KiB, not 64 KiB
+  });
+
   test('a read returns one large chunk as a zero-copy slice, and joins small chunks into one copy', () => {
     const tier = new MemoryTier(64 << 20);
     const t = tier.register('x');
@@ -196,7 +205,7 @@ describe('memory tier inside the partition log', () => {
     expect(big.next_offset).toBe(5);
     // Small chunks (one ~4 KiB record set each) are joined up to max_bytes, in one pooled copy.
     // (Set up directly as chunks of their own: produced, such sets would share a slab.)
-    const tiny = new MemoryTier(24 * 1024); // slabs of at most an eighth of the budget: 3 KiB, so one set each
+    const tiny = new MemoryTier(24 * 1024); // slabs of at most an eighth of the (one partition's) budget: 3 KiB, so one set each
     const u = tiny.register('y');
     for (let i = 10; i < 16; i++) {
       const b = batchOf(1, `s${i}`, 1, 3500);
