@@ -12,8 +12,9 @@ type Op =
 
 /**
  * How an add's batches lie in memory: each in its own buffer; back to back in one buffer with a
- * little framing around them (a request's record set: kept without a copy); or inside a buffer
- * much larger than they are (a slice of a network read: copied).
+ * little framing around them (a request's record set: kept without a copy when over 16 KiB,
+ * otherwise copied into the partition's slab); or inside a buffer much larger than they are (a
+ * slice of a network read: copied, and the network buffer is reused at once).
  */
 type Layout = 'separate' | 'record-set' | 'in-larger';
 
@@ -23,7 +24,8 @@ const op: fc.Arbitrary<Op> = fc.oneof(
     arbitrary: fc.record({
       kind: fc.constant('add' as const),
       p: fc.nat(3),
-      sizes: fc.array(fc.integer({ min: 0, max: 3000 }), { minLength: 1, maxLength: 6 }),
+      // Mostly small batches (slabs); sometimes large ones, so that record sets pass 16 KiB and are kept as they are.
+      sizes: fc.array(fc.oneof({ weight: 3, arbitrary: fc.integer({ min: 0, max: 3000 }) }, { weight: 1, arbitrary: fc.integer({ min: 3000, max: 12_000 }) }), { minLength: 1, maxLength: 6 }),
       layout: fc.constantFrom<Layout>('separate', 'record-set', 'in-larger'),
     }),
   },
@@ -33,11 +35,14 @@ const op: fc.Arbitrary<Op> = fc.oneof(
 
 test('memory tier: the budget is a hard bound, and every hit returns exactly the model batches', () => {
   fc.assert(
-    fc.property(fc.integer({ min: 2_000, max: 60_000 }), fc.array(op, { maxLength: 80 }), (budget, ops) => {
+    // Small budgets (eviction all the time, slabs of a few KiB) and large ones (64 KiB slabs growing).
+    fc.property(fc.oneof(fc.integer({ min: 2_000, max: 60_000 }), fc.integer({ min: 60_000, max: 4 << 20 })), fc.array(op, { maxLength: 80 }), (budget, ops) => {
       const tier = new MemoryTier(budget);
       const tails = [0, 1, 2, 3].map((i) => tier.register(`t/${i}`));
-      // Model per partition: batches in order (each a stamped RecordBatch with one record).
+      // Model per partition: batches in order (each a stamped RecordBatch with one record), as copies.
       const model: Buffer[][] = [[], [], [], []];
+      // Recent read results with the bytes they held: a slice handed out must never change later.
+      const handed: Array<{ records: Buffer; bytes: Buffer }> = [];
       const endOf = (p: number) => model[p]!.length; // one record per batch: offset == index
       for (const o of ops) {
         const tail = tails[o.p]!;
@@ -48,18 +53,22 @@ test('memory tier: the budget is a hard bound, and every hit returns exactly the
             stampBatch(b, 0, m.length + i, 0);
             return b;
           });
+          let parent: Buffer | null = null;
           if (o.layout !== 'separate') {
             const total = batches.reduce((a, b) => a + b.length, 0);
-            const parent = Buffer.alloc(o.layout === 'record-set' ? total + 16 : total * 4 + 64);
+            const buf = Buffer.alloc(o.layout === 'record-set' ? total + 16 : total * 4 + 64);
+            parent = buf;
             let at = 8;
             batches = batches.map((b) => {
-              b.copy(parent, at);
+              b.copy(buf, at);
               at += b.length;
-              return parent.subarray(at - b.length, at);
+              return buf.subarray(at - b.length, at);
             });
           }
-          m.push(...batches);
+          m.push(...batches.map((b) => Buffer.from(b)));
           tail.add(batches, batches.reduce((a, b) => a + b.length, 0));
+          // A network buffer is reused as soon as the add returns: the tier must have copied out of it.
+          if (o.layout === 'in-larger') parent!.fill(0xee);
         } else if (o.kind === 'truncate') {
           const at = Math.floor(o.at * m.length);
           m.length = at;
@@ -74,11 +83,16 @@ test('memory tier: the budget is a hard bound, and every hit returns exactly the
             expect(got.length === 1 || r.records.length <= o.max_bytes).toBe(true);
             got.forEach((b, i) => expect(b.equals(m[offset + i]!)).toBe(true));
             expect(r.next_offset).toBe(offset + got.length);
+            if (r.backing === null) {
+              handed.push({ records: r.records, bytes: Buffer.from(r.records) });
+              if (handed.length > 8) handed.shift();
+            }
           } else {
             expect(offset < tail.first_offset || tail.first_offset === -1 || offset >= tail.end_offset).toBe(true);
           }
         }
         // Invariants after every step.
+        for (const h of handed) expect(h.records.equals(h.bytes)).toBe(true);
         expect(tier.used_bytes).toBeLessThanOrEqual(budget);
         expect(tier.used_bytes).toBe(tails.reduce((a, t) => a + t.bytes, 0));
         tails.forEach((t, i) => {

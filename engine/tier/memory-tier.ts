@@ -18,7 +18,8 @@ import { readBuffers } from '../base/buffer-pool.js';
  * about 650 bytes of JavaScript objects per record (chunk, Buffer, ArrayBuffer, two arrays) until
  * evicted, and copying them out of the young generation was most of every scavenge at 2,000 x
  * 1 KiB records/s (docs/benchmarks.md, "Where the latency tail comes from"). A read inside one
- * chunk is a zero-copy slice.
+ * chunk is a zero-copy slice. (So a reader still holding a slice keeps its whole chunk alive after
+ * eviction, a slab up to 1 MiB: the budget bounds what the tier holds, not what readers hold.)
  *
  * Fairness: when the budget is exceeded, the partition furthest above its fair share
  * (budget / partitions) loses its oldest chunk first, so one busy partition cannot push every
@@ -128,6 +129,13 @@ export class PartitionTail {
     let copy_bytes = 0;
     const flushCopies = (to: number) => {
       if (copy_from < 0) return;
+      // Checked before anything changes, so that a broken run leaves the accounting as it was.
+      let expect_base = next_offset;
+      for (let k = copy_from; k < to; k++) {
+        const base = batchBaseOffset(batches[k]!);
+        assert(base === expect_base, `memory tier: batch ${base} does not follow ${expect_base}`);
+        expect_base = base + batchLastOffsetDelta(batches[k]!) + 1;
+      }
       let c = this.head < this.chunks.length ? this.chunks[this.chunks.length - 1]! : undefined;
       if (c === undefined || !c.slab || c.next_offset !== next_offset || c.len + copy_bytes > c.buf.length) {
         // At most an eighth of the partition's fair share, so that many quiet partitions' open slabs
