@@ -222,7 +222,7 @@ export class Raft {
       // etcd's raft does for a real vote) can leave a candidate climbing terms below ours for
       // ever when we never send it anything else: in the simulation, a voter whose newest
       // (uncommitted) membership left the candidate out, and the one node that could grant it a
-      // vote at a higher term (CI seed 1378532158).
+      // vote at a higher term (property-tests/raft-sim.prop.test.ts, SEED=1378532158).
       this.send({ type: m.type === 'vote' ? 'vote_response' : 'pre_vote_response', from: this.id, to: m.from, term: this.term_, granted: false });
     }
     // Anything else from an older term is stale.
