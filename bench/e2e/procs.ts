@@ -2,7 +2,6 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
-/** A free TCP port on 127.0.0.1 (bind to 0, read it, close). */
 /**
  * How relaylog's server processes are started in the benchmarks: as `npm start` starts one
  * (docs/operations.md). glibc's malloc asks for transparent huge pages (BENCH_RELAYLOG_PLAIN_MALLOC=1:
@@ -12,6 +11,7 @@ import { createServer } from 'node:net';
 export const SERVER_ENV: Record<string, string> = process.env.BENCH_RELAYLOG_PLAIN_MALLOC === '1' ? {} : { GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' };
 export const SERVER_NODE_ARGS: readonly string[] = process.env.BENCH_RELAYLOG_PARALLEL_GC === '1' ? [] : ['--single-threaded-gc'];
 
+/** A free TCP port on 127.0.0.1 (bind to 0, read it, close). */
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();

@@ -570,14 +570,16 @@ export class RaftSim {
     max_ticks += 4 * Math.ceil(longest / (this.opts.append_entries_max_count * this.opts.inflight_appends_max));
     this.blocked.clear();
     this.net = NO_FAULTS;
+    const retired = this.retiredNodes();
     for (const node of this.nodes.values()) {
       node.crash_on_write = null;
-      if (node.core === null && !this.retired(node)) this.start(node);
+      if (node.core === null && !retired.has(node.id)) this.start(node);
     }
     const proposed = new Map<number, { index: number; data: Buffer }>();
     for (let t = 1; t <= max_ticks; t++) {
+      const now_retired = this.retiredNodes();
       for (const node of this.live()) {
-        if (!this.retired(node)) continue;
+        if (!now_retired.has(node.id)) continue;
         this.trace(`  n${node.id} was removed: shut down`);
         this.crash(node);
       }
@@ -621,8 +623,9 @@ export class RaftSim {
    * stop progress. Removed: in neither the last committed membership nor the newest membership in
    * any other node's log (so a node whose addition is still pending is not).
    */
-  private retired(node: SimNode): boolean {
-    if (this.opts.pre_vote || this.opts.check_quorum) return false;
+  private retiredNodes(): Set<NodeId> {
+    const retired = new Set<NodeId>();
+    if (this.opts.pre_vote || this.opts.check_quorum) return retired;
     let committed: ConfState = { voters: Array.from({ length: this.opts.voters }, (_, i) => i + 1), learners: [] };
     for (let i = this.committed.length - 1; i >= 0; i--) {
       const e = this.committed[i]!;
@@ -630,13 +633,16 @@ export class RaftSim {
       committed = decodeConfChangeEntry(e.data).conf_state;
       break;
     }
-    const member = (c: ConfState) => c.voters.includes(node.id) || c.learners.includes(node.id);
-    if (member(committed)) return false;
-    for (const other of this.nodes.values()) {
-      if (other !== node && member(this.membershipAt(other.storage, other.storage.lastIndex()))) return false;
+    const newest = new Map([...this.nodes.values()].map((n) => [n.id, this.membershipAt(n.storage, n.storage.lastIndex())] as const));
+    const member = (id: NodeId, c: ConfState) => c.voters.includes(id) || c.learners.includes(id);
+    for (const id of this.nodes.keys()) {
+      if (member(id, committed)) continue;
+      if ([...newest].some(([other, c]) => other !== id && member(id, c))) continue;
+      retired.add(id);
     }
-    return true;
+    return retired;
   }
+
 
   // ---- reporting -------------------------------------------------------------------------------
 

@@ -325,10 +325,18 @@ class PartitionSync {
     const inflight = new Set<Promise<void>>();
     let inflight_bytes = 0;
     // The first failed append's error (later ones follow from it).
-    const failed: unknown[] = [];
+    let failure: { err: unknown } | null = null;
+    const throwIfFailed = (): void => {
+      if (failure !== null) throw failure.err;
+    };
+    /** Waits for every started append; then the first failure, if any, is thrown. */
+    const settle = async (): Promise<void> => {
+      await Promise.all(inflight);
+      throwIfFailed();
+    };
     try {
       for await (const frame of stream as AsyncIterable<Frame>) {
-        if (failed.length > 0) throw failed[0];
+        throwIfFailed();
         const records = frame.records;
         if (records.length > 0) {
           // Frames start at a batch boundary of ours: our log end is a batch boundary of the upstream's.
@@ -351,7 +359,7 @@ class PartitionSync {
                 this.status.bytes_in += bytes;
               },
               (err: unknown) => {
-                failed.push(err);
+                failure ??= { err };
                 // End the subscription now: an idle upstream sends nothing that would wake the loop.
                 stream.cancel();
               },
@@ -363,23 +371,21 @@ class PartitionSync {
           inflight.add(done);
           inflight_bytes += bytes;
           while (inflight_bytes > FOLLOW_INFLIGHT_BYTES && inflight.size > 1) await Promise.race(inflight);
-          if (failed.length > 0) throw failed[0];
+          throwIfFailed();
           this.status.lag_ms = last + 1 >= frame.high_watermark ? 0 : Math.max(0, Date.now() - max_ts);
         }
         this.status.upstream_high_watermark = frame.high_watermark;
         this.status.lag_offsets = Math.max(0, frame.high_watermark - expected);
       }
     } catch (err) {
-      await Promise.all(inflight);
-      if (failed.length > 0) throw failed[0];
+      await settle();
       if (this.signal.aborted || isCancelled(err)) return moved;
       throw (err as ServiceError).metadata instanceof Metadata ? fromServiceError(err as ServiceError, client.address) : err;
     } finally {
       this.signal.removeEventListener('abort', abort);
       this.stream = null;
     }
-    await Promise.all(inflight);
-    if (failed.length > 0) throw failed[0];
+    await settle();
     return moved;
   }
 }
