@@ -8,7 +8,9 @@ import {
   type ClientWritableStream,
   type ServiceError,
 } from '@grpc/grpc-js';
-import { AdminService, LogService } from '../server/proto/load.js';
+import { AdminService, encodeProduceRequest, LogService, messageType, PRE_ENCODED, type PreEncoded } from '../server/proto/load.js';
+import { installClientPrefixedSend, prefixedFrame } from '../server/rpc/prefixed-send.js';
+import { BufferPool } from '../engine/base/buffer-pool.js';
 import { fromServiceError, RpcError } from './errors.js';
 import { isEngineError } from '../engine/base/errors.js';
 import { ProducePipeline } from './pipeline.js';
@@ -155,6 +157,15 @@ export interface ClientOptions {
 const AdminClient = makeGenericClientConstructor(AdminService, 'Admin');
 const LogClient = makeGenericClientConstructor(LogService, 'Log');
 const MESSAGE_MAX_BYTES = 65 * 1024 * 1024;
+const PRODUCE_REQUEST = messageType('ProduceRequest');
+/** Record sets from this size on are encoded into `request_buffers` (below it, a fresh buffer is cheap). */
+const POOLED_REQUEST_MIN_BYTES = 64 * 1024;
+/**
+ * Produce requests' buffers, shared by the process's clients: 16 per size class covers a producer
+ * with 8 large requests in flight twice over. Kept buffers are memory the process holds after a
+ * burst of large produces.
+ */
+const request_buffers = new BufferPool(16, 64);
 const FLOW_CONTROL_WINDOW_BYTES = 16 * 1024 * 1024;
 type Rpc = (req: object, md: Metadata, opts: object, cb: (err: ServiceError | null, res: unknown) => void) => unknown;
 
@@ -207,6 +218,9 @@ export class RelaylogClient {
   private readonly own_connection: boolean;
 
   constructor(address: string, opts: ClientOptions = {}) {
+    // Large produce requests are encoded with room for the gRPC prefix (server/proto/load.ts): framed
+    // in place rather than copied once more. Without the wrap (another grpc-js) they are copied.
+    installClientPrefixedSend();
     this.own_connection = opts.own_connection ?? false;
     const list = address.split(',').map((a) => a.trim()).filter((a) => a !== '');
     this.addresses = list.length > 0 ? list : [address];
@@ -363,8 +377,22 @@ export class RelaylogClient {
 
   /** Appends a record set (one or more RecordBatch v2 batches, e.g. from encodeBatch). */
   produce(topic: string, partition: number, records: Buffer, acks: 'all' | 'leader' = 'all'): Promise<ProduceResult> {
-    const req = { topic, partition, records, acks: acks === 'all' ? 'ACKS_ALL' : 'ACKS_LEADER' };
-    return this.routed(topic, partition, (c, address) => this.call(c.log, 'Produce', req, 0, address));
+    const req: { [PRE_ENCODED]?: PreEncoded } & Record<string, unknown> = { topic, partition, records, acks: acks === 'all' ? 'ACKS_ALL' : 'ACKS_LEADER' };
+    if (records.length < POOLED_REQUEST_MIN_BYTES) return this.routed(topic, partition, (c, address) => this.call(c.log, 'Produce', req, 0, address));
+    // A large record set is encoded once, into a pooled buffer (fresh memory costs a page fault per
+    // 4 KiB to fill), and sent as it is on every redirect. The buffer goes back to the pool only
+    // once the server has answered OK: it then had the whole request, so nothing (grpc-js's retry
+    // buffer, a write still queued) can read the buffer again. After any failure it is left to the GC.
+    let pre: PreEncoded | null = null;
+    encodeProduceRequest(PRODUCE_REQUEST, req, (size) => {
+      pre = prefixedFrame(size, request_buffers);
+      return pre.message;
+    });
+    if (pre !== null) req[PRE_ENCODED] = pre;
+    return this.routed(topic, partition, (c, address) => this.call<ProduceResult>(c.log, 'Produce', req, 0, address)).then((res) => {
+      if (pre !== null) request_buffers.give(pre.whole);
+      return res;
+    });
   }
 
   /**

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
-import { prefixedFrame } from '../rpc/prefixed-send.js';
+import { freshPrefixed, markPrefixed, prefixedFrame } from '../rpc/prefixed-send.js';
 
 /**
  * Loads relaylog.proto at runtime with protobufjs and turns each service into a grpc-js
@@ -126,6 +126,90 @@ export function writeVarint(buf: Buffer, pos: number, n: number): number {
   return pos;
 }
 
+/** ProduceRequest's `acks` by name (enums: String above) or number, as the enum defines them. */
+const ACKS = new Map<unknown, number>([
+  ['ACKS_ALL', 0],
+  ['ACKS_LEADER', 1],
+  [0, 0],
+  [1, 1],
+]);
+
+/** Record sets at least this large are encoded with room for the gRPC prefix in front (no second copy). */
+const PREFIXED_REQUEST_MIN_BYTES = 16 * 1024;
+/**
+ * A ProduceRequest (`string topic = 1; uint32 partition = 2; bytes records = 3; Acks acks = 4`),
+ * the client's one large request, encoded without protobufjs's writer. Through protobufjs and
+ * grpc-js a record set was copied twice, each time into a fresh buffer as large as itself (the
+ * writer's, then grpc-js's with the 5-byte gRPC prefix): at 64 KiB records that was a third of
+ * the producing client's CPU, page faults on the fresh memory included (docs/benchmarks.md,
+ * "Session 9"). Here the record set is copied once, into one buffer that leaves room for the
+ * prefix; it is marked (prefixed-send.ts), so a client that installed the client-side wrap frames
+ * it in place. That buffer is never reused: grpc-js may hold it for a retry as long as it likes.
+ * `into` gives the caller's own buffer of the size asked for instead (a pooled one the client takes
+ * back once the server has answered: see PRE_ENCODED).
+ *
+ * Same wire bytes as encodeMessage (a unit test compares them); anything unusual (a partition that
+ * is not a uint32, an unknown acks, records that are not bytes) takes the generic encoder.
+ */
+export function encodeProduceRequest(type: protobuf.Type, v: object, into?: (size: number) => Buffer): Buffer {
+  const r = v as { topic?: unknown; partition?: unknown; records?: unknown; acks?: unknown };
+  const topic = r.topic ?? '';
+  const partition = r.partition ?? 0;
+  const records = r.records ?? EMPTY;
+  const acks = ACKS.get(r.acks ?? 0);
+  if (typeof topic !== 'string' || !(records instanceof Uint8Array) || acks === undefined || !Number.isInteger(partition) || (partition as number) < 0 || (partition as number) > 0xffffffff) {
+    return encodeMessage(type, v);
+  }
+  const topic_bytes = Buffer.byteLength(topic);
+  // proto3: a field at its default ('', 0, empty bytes, ACKS_ALL) is not written, as protobufjs does.
+  const size =
+    (topic_bytes > 0 ? 1 + varintSize(topic_bytes) + topic_bytes : 0) +
+    (partition !== 0 ? 1 + varintSize(partition as number) : 0) +
+    (records.length > 0 ? 1 + varintSize(records.length) + records.length : 0) +
+    (acks !== 0 ? 2 : 0);
+  const out = into !== undefined ? into(size) : records.length >= PREFIXED_REQUEST_MIN_BYTES ? freshPrefixed(size) : Buffer.allocUnsafe(size);
+  let pos = 0;
+  if (topic_bytes > 0) {
+    out[pos++] = 0x0a; // field 1, length-delimited
+    pos = writeVarint(out, pos, topic_bytes);
+    pos += out.write(topic, pos, 'utf8');
+  }
+  if (partition !== 0) {
+    out[pos++] = 0x10; // field 2, varint
+    pos = writeVarint(out, pos, partition as number);
+  }
+  if (records.length > 0) {
+    out[pos++] = 0x1a; // field 3, length-delimited
+    pos = writeVarint(out, pos, records.length);
+    out.set(records, pos);
+    pos += records.length;
+  }
+  if (acks !== 0) {
+    out[pos++] = 0x20; // field 4, varint
+    out[pos++] = acks;
+  }
+  return out;
+}
+const EMPTY = new Uint8Array(0);
+
+/**
+ * A request object that carries this key is already encoded: the serializer sends
+ * `message` (a view PREFIX_BYTES into `whole`, marked again for framing in place on every send, as
+ * each redirect of a produce sends it once more) instead of encoding the object.
+ */
+export const PRE_ENCODED = Symbol('relaylog.pre_encoded');
+export interface PreEncoded {
+  message: Buffer;
+  whole: Buffer;
+}
+
+function serializeProduceRequest(type: protobuf.Type, v: object): Buffer {
+  const pre = (v as { [PRE_ENCODED]?: PreEncoded })[PRE_ENCODED];
+  if (pre === undefined) return encodeProduceRequest(type, v);
+  markPrefixed(pre.message, pre.whole);
+  return pre.message;
+}
+
 const RECORDS_FRAMES = new Set(['FetchResponse', 'SubscribeFrame']);
 
 function decodeRequest(type: protobuf.Type, b: Buffer): unknown {
@@ -147,7 +231,7 @@ function definition(service: string): ServiceDefinition {
       path: `/relaylog.v1.${service}/${m.name}`,
       requestStream: !!m.requestStream,
       responseStream: !!m.responseStream,
-      requestSerialize: (v: object) => encodeMessage(req, v),
+      requestSerialize: req.name === 'ProduceRequest' ? (v: object) => serializeProduceRequest(req, v) : (v: object) => encodeMessage(req, v),
       requestDeserialize: (b: Buffer) => decodeRequest(req, b),
       responseSerialize: RECORDS_FRAMES.has(res.name) ? (v: object) => encodeRecordsFrame(res, v) : (v: object) => encodeMessage(res, v),
       responseDeserialize: (b: Buffer) => decodeMessage(res, b),

@@ -35,12 +35,12 @@ const WRAPPED = Symbol('relaylog.prefixed_send');
 export const frame_buffers = new BufferPool(16, 64);
 
 /**
- * A message buffer of `size` bytes with room for the gRPC prefix in front, from the pool. Returns
+ * A message buffer of `size` bytes with room for the gRPC prefix in front, from `pool`. Returns
  * the message view (to be filled and returned by the serializer) and the whole buffer (to be
  * given back to `frame_buffers` once sent).
  */
-export function prefixedFrame(size: number): { message: Buffer; whole: Buffer } {
-  const whole = frame_buffers.take(size + PREFIX_BYTES);
+export function prefixedFrame(size: number, pool: BufferPool = frame_buffers): { message: Buffer; whole: Buffer } {
+  const whole = pool.take(size + PREFIX_BYTES);
   const message = whole.subarray(PREFIX_BYTES, PREFIX_BYTES + size);
   PREFIXED.set(message, whole);
   return { message, whole };
@@ -55,6 +55,18 @@ export function prefixedFrame(size: number): { message: Buffer; whole: Buffer } 
  */
 export function markPrefixed(message: Buffer, whole: Buffer): void {
   if (message.buffer === whole.buffer && message.byteOffset - whole.byteOffset === PREFIX_BYTES) PREFIXED.set(message, whole);
+}
+
+/**
+ * A fresh message buffer of `size` bytes with room for the gRPC prefix in front, marked so that
+ * either wrap frames it in place. Not pooled: whoever sends it may keep it as long as it likes
+ * (a client's grpc-js holds a message for retries).
+ */
+export function freshPrefixed(size: number): Buffer {
+  const whole = Buffer.allocUnsafe(PREFIX_BYTES + size);
+  const message = whole.subarray(PREFIX_BYTES);
+  PREFIXED.set(message, whole);
+  return message;
 }
 
 /** Writes the gRPC message prefix (not compressed, length) into the first 5 bytes of `out`. */
