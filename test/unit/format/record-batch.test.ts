@@ -184,6 +184,19 @@ describe('encodeBatch', () => {
     expect(encodeBatch([{ value: 'v', timestamp_ms: 1 }]).equals(encodeBatch([{ key: null, value: 'v', timestamp_ms: 1 }]))).toBe(true);
   });
 
+  test('`into`: the same bytes in the caller\'s buffer, which must be exactly the size asked for', () => {
+    const records = [{ key: 'k', value: Buffer.alloc(70_000, 5) }, { value: 'v', timestamp_ms: 1_700_000_000_123 }];
+    const opts = { timestamp_ms: 1_700_000_000_000, producer_id: 7, producer_epoch: 1, base_sequence: 3 };
+    const fresh = encodeBatch(records, opts);
+    const backing = Buffer.alloc(fresh.length + 10, 0xee);
+    const into = encodeBatch(records, { ...opts, into: (size) => backing.subarray(4, 4 + size) });
+    expect(into.buffer).toBe(backing.buffer);
+    expect(into.equals(fresh)).toBe(true);
+    expect(backing[3]).toBe(0xee); // nothing written outside the view
+    expect(backing[4 + fresh.length]).toBe(0xee);
+    expect(() => encodeBatch(records, { ...opts, into: (size) => Buffer.alloc(size + 1) })).toThrow(AssertionError);
+  });
+
   test('an empty record list is INVALID_ARGUMENT', () => {
     engineError(() => encodeBatch([]), 'INVALID_ARGUMENT');
   });
