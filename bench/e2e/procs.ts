@@ -5,11 +5,15 @@ import { createServer } from 'node:net';
 /**
  * How relaylog's server processes are started in the benchmarks: as `npm start` starts one
  * (docs/operations.md). glibc's malloc asks for transparent huge pages (BENCH_RELAYLOG_PLAIN_MALLOC=1:
- * without), and V8 collects garbage on the main thread only (`--single-threaded-gc`;
- * BENCH_RELAYLOG_PARALLEL_GC=1: with V8's helper threads, Node's default).
+ * without), V8 collects garbage on the main thread only (`--single-threaded-gc`;
+ * BENCH_RELAYLOG_PARALLEL_GC=1: with V8's helper threads, Node's default) and starts with a
+ * 128 MB old generation (`--initial-old-space-size=128`; BENCH_RELAYLOG_DEFAULT_HEAP=1: without).
  */
 export const SERVER_ENV: Record<string, string> = process.env.BENCH_RELAYLOG_PLAIN_MALLOC === '1' ? {} : { GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' };
-export const SERVER_NODE_ARGS: readonly string[] = process.env.BENCH_RELAYLOG_PARALLEL_GC === '1' ? [] : ['--single-threaded-gc'];
+export const SERVER_NODE_ARGS: readonly string[] = [
+  ...(process.env.BENCH_RELAYLOG_PARALLEL_GC === '1' ? [] : ['--single-threaded-gc']),
+  ...(process.env.BENCH_RELAYLOG_DEFAULT_HEAP === '1' ? [] : ['--initial-old-space-size=128']),
+];
 
 /** A free TCP port on 127.0.0.1 (bind to 0, read it, close). */
 export async function freePort(): Promise<number> {
