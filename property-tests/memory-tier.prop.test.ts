@@ -25,7 +25,10 @@ const op: fc.Arbitrary<Op> = fc.oneof(
       kind: fc.constant('add' as const),
       p: fc.nat(3),
       // Mostly small batches (slabs); sometimes large ones, so that record sets pass 16 KiB and are kept as they are.
-      sizes: fc.array(fc.oneof({ weight: 3, arbitrary: fc.integer({ min: 0, max: 3000 }) }, { weight: 1, arbitrary: fc.integer({ min: 3000, max: 12_000 }) }), { minLength: 1, maxLength: 6 }),
+      sizes: fc.array(
+        fc.oneof({ weight: 3, arbitrary: fc.integer({ min: 0, max: 3000 }) }, { weight: 1, arbitrary: fc.integer({ min: 3000, max: 12_000 }) }, { weight: 1, arbitrary: fc.integer({ min: 12_000, max: 70_000 }) }),
+        { minLength: 1, maxLength: 6 },
+      ),
       layout: fc.constantFrom<Layout>('separate', 'record-set', 'in-larger'),
     }),
   },
@@ -35,10 +38,13 @@ const op: fc.Arbitrary<Op> = fc.oneof(
 
 test('memory tier: the budget is a hard bound, and every hit returns exactly the model batches', () => {
   fc.assert(
-    // Small budgets (eviction all the time, slabs of a few KiB) and large ones (64 KiB slabs growing).
-    fc.property(fc.oneof(fc.integer({ min: 2_000, max: 60_000 }), fc.integer({ min: 60_000, max: 4 << 20 })), fc.array(op, { maxLength: 80 }), (budget, ops) => {
+    // Small budgets (eviction all the time, slabs of a few KiB), middle ones (large record sets
+    // evicted all the time) and large ones (64 KiB slabs growing); 1 to 4 partitions (each
+    // partition's slabs are at most an eighth of its fair share).
+    fc.property(fc.oneof(fc.integer({ min: 2_000, max: 60_000 }), fc.integer({ min: 256 << 10, max: 1 << 20 }), fc.integer({ min: 1 << 20, max: 4 << 20 })), fc.integer({ min: 1, max: 4 }), fc.array(op, { maxLength: 80 }), (budget, partitions, all_ops) => {
       const tier = new MemoryTier(budget);
-      const tails = [0, 1, 2, 3].map((i) => tier.register(`t/${i}`));
+      const tails = Array.from({ length: partitions }, (_, i) => tier.register(`t/${i}`));
+      const ops = all_ops.map((o) => ({ ...o, p: o.p % partitions }));
       // Model per partition: batches in order (each a stamped RecordBatch with one record), as copies.
       const model: Buffer[][] = [[], [], [], []];
       // Recent read results with the bytes they held: a slice handed out must never change later.
@@ -100,6 +106,6 @@ test('memory tier: the budget is a hard bound, and every hit returns exactly the
         });
       }
     }),
-    { seed, numRuns: 300, verbose: 1 },
+    { seed, numRuns: 500, verbose: 1 },
   );
 }, 60_000);
