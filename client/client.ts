@@ -9,8 +9,7 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js';
 import { AdminService, encodeProduceRequest, LogService, messageType, PRE_ENCODED, type PreEncoded } from '../server/proto/load.js';
-import { installClientPrefixedSend, prefixedFrame } from '../server/rpc/prefixed-send.js';
-import { BufferPool } from '../engine/base/buffer-pool.js';
+import { installClientPrefixedSend, prefixedFrame, request_buffers } from '../server/rpc/prefixed-send.js';
 import { fromServiceError, RpcError } from './errors.js';
 import { isEngineError } from '../engine/base/errors.js';
 import { ProducePipeline } from './pipeline.js';
@@ -160,12 +159,6 @@ const MESSAGE_MAX_BYTES = 65 * 1024 * 1024;
 const PRODUCE_REQUEST = messageType('ProduceRequest');
 /** Record sets from this size on are encoded into `request_buffers` (below it, a fresh buffer is cheap). */
 const POOLED_REQUEST_MIN_BYTES = 64 * 1024;
-/**
- * Produce requests' buffers, shared by the process's clients: 16 per size class covers a producer
- * with 8 large requests in flight twice over. Kept buffers are memory the process holds after a
- * burst of large produces.
- */
-const request_buffers = new BufferPool(16, 64);
 const FLOW_CONTROL_WINDOW_BYTES = 16 * 1024 * 1024;
 type Rpc = (req: object, md: Metadata, opts: object, cb: (err: ServiceError | null, res: unknown) => void) => unknown;
 

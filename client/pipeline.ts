@@ -1,13 +1,21 @@
 import { status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import type { ProduceResult } from './client.js';
 import { fromServiceError, RpcError } from './errors.js';
+import { encodeProduceRequest, messageType, PRE_ENCODED, type PreEncoded } from '../server/proto/load.js';
+import { prefixedFrame, request_buffers } from '../server/rpc/prefixed-send.js';
 
 interface Waiting {
   topic: string;
   partition: number;
   resolve: (r: ProduceResult) => void;
   reject: (err: unknown) => void;
+  /** The request's pooled buffer, given back when the answer comes (the server then had all of it). */
+  pooled: Buffer | null;
 }
+
+/** Record sets from this size on are encoded into `request_buffers` (as unary produce does, client.ts). */
+const POOLED_REQUEST_MIN_BYTES = 64 * 1024;
+const PRODUCE_REQUEST = messageType('ProduceRequest');
 
 /** Opens a ProducePipeline stream for a record set to `topic/partition` (at its leader, on a cluster). */
 export type OpenPipeline = (topic: string, partition: number) => { stream: ClientDuplexStream<object, ProduceResult>; address: string };
@@ -35,16 +43,30 @@ export class ProducePipeline {
 
   send(topic: string, partition: number, records: Buffer, acks: 'all' | 'leader'): Promise<ProduceResult> {
     const stream = (this.stream ??= this.start(topic, partition));
+    const req: { [PRE_ENCODED]?: PreEncoded } & Record<string, unknown> = { topic, partition, records, acks: acks === 'all' ? 'ACKS_ALL' : 'ACKS_LEADER' };
+    let pre: PreEncoded | null = null;
+    if (records.length >= POOLED_REQUEST_MIN_BYTES) {
+      encodeProduceRequest(PRODUCE_REQUEST, req, (size) => {
+        pre = prefixedFrame(size, request_buffers);
+        return pre.message;
+      });
+      if (pre !== null) req[PRE_ENCODED] = pre;
+    }
     return new Promise((resolve, reject) => {
-      this.waiting.push({ topic, partition, resolve, reject });
-      stream.write({ topic, partition, records, acks: acks === 'all' ? 'ACKS_ALL' : 'ACKS_LEADER' });
+      this.waiting.push({ topic, partition, resolve, reject, pooled: pre === null ? null : (pre as PreEncoded).whole });
+      stream.write(req);
     });
   }
 
   private start(topic: string, partition: number): ClientDuplexStream<object, ProduceResult> {
     const { stream, address } = this.open(topic, partition);
     this.address = address;
-    stream.on('data', (r: ProduceResult) => this.waiting.shift()?.resolve(r));
+    stream.on('data', (r: ProduceResult) => {
+      const w = this.waiting.shift();
+      if (w === undefined) return;
+      if (w.pooled !== null) request_buffers.give(w.pooled);
+      w.resolve(r);
+    });
     stream.on('error', (err: ServiceError) => this.reset(stream, fromServiceError(err, address)));
     stream.on('end', () => this.reset(stream, new RpcError('ABORTED', status.ABORTED, 'produce pipeline ended by the server before answering', true)));
     return stream;

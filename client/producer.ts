@@ -1,5 +1,6 @@
 import { closed, invalidArgument, isEngineError } from '../engine/base/errors.js';
-import { encodeBatch, type RecordInput } from '../engine/format/record-batch.js';
+import { encodeBatch, type BatchOptions, type RecordInput } from '../engine/format/record-batch.js';
+import { BufferPool } from '../engine/base/buffer-pool.js';
 import { limits } from '../engine/base/limits.js';
 import { addSequence } from '../engine/log/producer-state.js';
 import type { ProduceResult, RelaylogClient } from './client.js';
@@ -63,6 +64,12 @@ interface Session {
 }
 
 const RECORD_OVERHEAD_BYTES = 24;
+/**
+ * Encoded batches of Producers that send on their own pipeline, shared by the process's
+ * producers: a batch is encoded into one of these (fresh multi-MiB buffers cost a page fault per
+ * 4 KiB to fill) and given back once the server acknowledged it, when nothing can send it again.
+ */
+const batch_buffers = new BufferPool(16);
 const sizeOf = (v: Buffer | string | null | undefined): number => (v == null ? 0 : v.length);
 
 /**
@@ -233,8 +240,9 @@ export class Producer {
     s.inflight.add(b.no);
   }
 
-  private async encode(b: Batch): Promise<Buffer> {
-    if (b.session === undefined) return encodeBatch(b.records);
+  /** `into`: where to encode (a pooled buffer), see sendWithRetry. */
+  private async encode(b: Batch, into?: BatchOptions['into']): Promise<Buffer> {
+    if (b.session === undefined) return encodeBatch(b.records, into ? { into } : {});
     const s = b.session;
     const asked = s.id;
     let id: { producer_id: number; producer_epoch: number };
@@ -249,7 +257,7 @@ export class Producer {
       throw err;
     }
     const { producer_id, producer_epoch } = id;
-    return encodeBatch(b.records, { producer_id, producer_epoch, base_sequence: b.seq! });
+    return encodeBatch(b.records, { producer_id, producer_epoch, base_sequence: b.seq!, ...(into ? { into } : {}) });
   }
 
   /** True when a batch sent before `b` in its session is not acknowledged yet. */
@@ -275,13 +283,19 @@ export class Producer {
 
   private async sendWithRetry(b: Batch): Promise<void> {
     let batch: Buffer | null = null;
+    // On the Producer's own pipeline the batch is encoded into a pooled buffer, given back once
+    // acknowledged (the server then had all of it; no retry can send it again). After a failure it
+    // is left to the GC. A caller's send function might keep the bytes: it gets a fresh buffer.
+    let whole: Buffer | null = null;
+    const into = this.pipeline === null ? undefined : (size: number) => (whole = batch_buffers.take(size)).subarray(0, size);
     for (let attempt = 0; ; attempt++) {
       let behind = false;
       try {
         // Encoded once (after the producer id arrives): every retry sends the same bytes.
-        batch ??= await this.encode(b);
+        batch ??= await this.encode(b, into);
         behind = this.behindAnother(b);
         const r = await this.send_batch(this.o.topic, this.o.partition, batch, this.o.acks);
+        if (whole !== null) batch_buffers.give(whole);
         if (b.session !== undefined) {
           b.session.inflight.delete(b.no!);
           b.session.retrying.delete(b.no!);
