@@ -176,6 +176,9 @@ const CHANNEL_OPTIONS = {
   // (growing to two minutes) would keep failing calls to it long after.
   'grpc.initial_reconnect_backoff_ms': 200,
   'grpc.max_reconnect_backoff_ms': 2_000,
+  // No service config from DNS TXT records: one with a hedging policy would send a produce twice at
+  // once (appended twice, and a pooled request buffer reused while the other copy may be sending).
+  'grpc.service_config_disable_resolution': 1,
 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -368,7 +371,10 @@ export class RelaylogClient {
 
   // ------------------------------------------------------------------ log
 
-  /** Appends a record set (one or more RecordBatch v2 batches, e.g. from encodeBatch). */
+  /**
+   * Appends a record set (one or more RecordBatch v2 batches, e.g. from encodeBatch). `records`
+   * must not change until the returned promise settles (a redirect sends it again).
+   */
   produce(topic: string, partition: number, records: Buffer, acks: 'all' | 'leader' = 'all'): Promise<ProduceResult> {
     const req: { [PRE_ENCODED]?: PreEncoded } & Record<string, unknown> = { topic, partition, records, acks: acks === 'all' ? 'ACKS_ALL' : 'ACKS_LEADER' };
     if (records.length < POOLED_REQUEST_MIN_BYTES) return this.routed(topic, partition, (c, address) => this.call(c.log, 'Produce', req, 0, address));

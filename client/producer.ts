@@ -68,8 +68,9 @@ const RECORD_OVERHEAD_BYTES = 24;
  * Encoded batches of Producers that send on their own pipeline, shared by the process's
  * producers: a batch is encoded into one of these (fresh multi-MiB buffers cost a page fault per
  * 4 KiB to fill) and given back once the server acknowledged it, when nothing can send it again.
+ * At most 64 MiB is kept.
  */
-const batch_buffers = new BufferPool(16);
+const batch_buffers = new BufferPool(16, 0, 64 * 1024 * 1024);
 const sizeOf = (v: Buffer | string | null | undefined): number => (v == null ? 0 : v.length);
 
 /**

@@ -32,16 +32,16 @@ const op: fc.Arbitrary<Op> = fc.oneof(
       layout: fc.constantFrom<Layout>('separate', 'record-set', 'in-larger'),
     }),
   },
-  { weight: 4, arbitrary: fc.record({ kind: fc.constant('read' as const), p: fc.nat(3), at: fc.double({ min: 0, max: 1, noNaN: true }), max_bytes: fc.integer({ min: 1, max: 20_000 }) }) },
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant('read' as const), p: fc.nat(3), at: fc.double({ min: 0, max: 1, noNaN: true }), max_bytes: fc.oneof(fc.integer({ min: 1, max: 20_000 }), fc.integer({ min: 20_000, max: 200_000 })) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('truncate' as const), p: fc.nat(3), at: fc.double({ min: 0, max: 1, noNaN: true }) }) },
 );
 
 test('memory tier: the budget is a hard bound, and every hit returns exactly the model batches', () => {
   fc.assert(
     // Small budgets (eviction all the time, slabs of a few KiB), middle ones (large record sets
-    // evicted all the time) and large ones (64 KiB slabs growing); 1 to 4 partitions (each
-    // partition's slabs are at most an eighth of its fair share).
-    fc.property(fc.oneof(fc.integer({ min: 2_000, max: 60_000 }), fc.integer({ min: 256 << 10, max: 1 << 20 }), fc.integer({ min: 1 << 20, max: 4 << 20 })), fc.integer({ min: 1, max: 4 }), fc.array(op, { maxLength: 80 }), (budget, partitions, all_ops) => {
+    // kept or copied depending on the budget, evicted all the time) and large ones (64 KiB slabs
+    // growing); 1 to 4 partitions (each partition's slabs are at most an eighth of its share).
+    fc.property(fc.oneof(fc.integer({ min: 2_000, max: 60_000 }), fc.integer({ min: 60_000, max: 1 << 20 }), fc.integer({ min: 1 << 20, max: 4 << 20 })), fc.integer({ min: 1, max: 4 }), fc.array(op, { maxLength: 80 }), (budget, partitions, all_ops) => {
       const tier = new MemoryTier(budget);
       const tails = Array.from({ length: partitions }, (_, i) => tier.register(`t/${i}`));
       const ops = all_ops.map((o) => ({ ...o, p: o.p % partitions }));

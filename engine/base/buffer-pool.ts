@@ -10,31 +10,45 @@ const MAX_CLASS_BYTES = 64 * 1024 * 1024;
 
 export class BufferPool {
   private free = new Map<number, Buffer[]>();
+  /** Bytes of the buffers kept (not handed out). */
+  private kept = 0;
 
   /**
    * `slack_bytes`: every size class is a power of two plus this much, for buffers that hold a
    * power-of-two payload plus a small header (a 4 MiB Subscribe frame with its gRPC prefix and
-   * fields would otherwise take an 8 MiB buffer).
+   * fields would otherwise take an 8 MiB buffer). `kept_max_bytes`: at most this much memory is
+   * kept in all classes together (a burst of huge buffers is not held for the process's life).
    */
   constructor(
     private readonly per_class_max = 8,
     private readonly slack_bytes = 0,
+    private readonly kept_max_bytes = Infinity,
   ) {}
+
+  /** Bytes of the buffers the pool holds for reuse. */
+  get kept_bytes(): number {
+    return this.kept;
+  }
 
   /** A buffer of at least `size` bytes (its length is the size class). */
   take(size: number): Buffer {
     const cls = this.sizeClass(size);
     if (cls > MAX_CLASS_BYTES + this.slack_bytes) return Buffer.allocUnsafe(size);
-    const list = this.free.get(cls);
-    return list?.pop() ?? Buffer.allocUnsafe(cls);
+    const b = this.free.get(cls)?.pop();
+    if (b === undefined) return Buffer.allocUnsafe(cls);
+    this.kept -= b.length;
+    return b;
   }
 
   give(buf: Buffer): void {
     const cls = buf.length;
-    if (cls !== this.sizeClass(cls) || cls > MAX_CLASS_BYTES + this.slack_bytes) return;
+    if (cls !== this.sizeClass(cls) || cls > MAX_CLASS_BYTES + this.slack_bytes || this.kept + cls > this.kept_max_bytes) return;
     let list = this.free.get(cls);
     if (!list) this.free.set(cls, (list = []));
-    if (list.length < this.per_class_max) list.push(buf);
+    if (list.length < this.per_class_max) {
+      list.push(buf);
+      this.kept += cls;
+    }
   }
 
   private sizeClass(size: number): number {

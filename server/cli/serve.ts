@@ -131,9 +131,9 @@ function singleThreadedGc(): boolean {
   return process.execArgv.includes('--single-threaded-gc');
 }
 
-/** True when V8 was started with an initial old generation size of its operator's choosing. */
+/** True when V8 was started with an initial old generation (or heap) size of its operator's choosing. */
 function initialOldSpaceSet(): boolean {
-  return process.execArgv.some((a) => a.startsWith('--initial-old-space-size') || a.startsWith('--initial_old_space_size'));
+  return process.execArgv.some((a) => /^--initial[-_](old[-_]space|heap)[-_]size/.test(a));
 }
 
 export async function serve(o: ServeOptions): Promise<void> {

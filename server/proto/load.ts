@@ -161,6 +161,8 @@ export function encodeProduceRequest(type: protobuf.Type, v: object, into?: (siz
     return encodeMessage(type, v);
   }
   const topic_bytes = Buffer.byteLength(topic);
+  // Non-ASCII (topic names are ASCII): protobufjs's UTF-8 differs from Buffer's for a lone surrogate.
+  if (topic_bytes !== topic.length) return encodeMessage(type, v);
   // proto3: a field at its default ('', 0, empty bytes, ACKS_ALL) is not written, as protobufjs does.
   const size =
     (topic_bytes > 0 ? 1 + varintSize(topic_bytes) + topic_bytes : 0) +

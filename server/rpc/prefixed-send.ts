@@ -37,15 +37,15 @@ export const frame_buffers = new BufferPool(16, 64);
 /**
  * Large produce requests' buffers (client side: RelaylogClient.produce and ProducePipeline),
  * shared by the process's clients: 16 per size class covers a producer with 8 large requests in
- * flight twice over. A buffer returns here once the server answered its request OK. Kept buffers
- * are memory the process holds after a burst of large produces.
+ * flight twice over. A buffer returns here once the server answered its request OK. At most
+ * 64 MiB is kept after a burst of large produces.
  */
-export const request_buffers = new BufferPool(16, 64);
+export const request_buffers = new BufferPool(16, 64, 64 * 1024 * 1024);
 
 /**
  * A message buffer of `size` bytes with room for the gRPC prefix in front, from `pool`. Returns
  * the message view (to be filled and returned by the serializer) and the whole buffer (to be
- * given back to `frame_buffers` once sent).
+ * given back to `pool` once sent).
  */
 export function prefixedFrame(size: number, pool: BufferPool = frame_buffers): { message: Buffer; whole: Buffer } {
   const whole = pool.take(size + PREFIX_BYTES);

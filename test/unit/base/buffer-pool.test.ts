@@ -27,3 +27,18 @@ test('at most per_class_max buffers are kept per class', () => {
   const again = [pool.take(1), pool.take(1), pool.take(1)];
   expect(again.filter((b) => bufs.includes(b))).toHaveLength(2);
 });
+
+test('at most kept_max_bytes are kept over all classes, and a buffer taken again no longer counts', () => {
+  const pool = new BufferPool(8, 0, 256 * 1024);
+  const big = pool.take(200 * 1024); // 256 KiB class
+  const small = [pool.take(1), pool.take(1)]; // 64 KiB each
+  pool.give(big);
+  expect(pool.kept_bytes).toBe(256 * 1024);
+  for (const b of small) pool.give(b); // no room left: dropped
+  expect(pool.kept_bytes).toBe(256 * 1024);
+  expect(pool.take(1)).not.toBe(small[0]);
+  expect(pool.take(200 * 1024)).toBe(big);
+  expect(pool.kept_bytes).toBe(0);
+  pool.give(small[0]!);
+  expect(pool.kept_bytes).toBe(64 * 1024);
+});

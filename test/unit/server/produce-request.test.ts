@@ -14,7 +14,7 @@ const T = messageType('ProduceRequest');
 describe('encodeProduceRequest', () => {
   const request = fc.record(
     {
-      topic: fc.oneof(fc.string({ maxLength: 40 }), fc.string({ unit: 'grapheme', maxLength: 20 })),
+      topic: fc.oneof(fc.string({ maxLength: 40 }), fc.string({ unit: 'grapheme', maxLength: 20 }), fc.string({ unit: 'binary', maxLength: 20 })),
       partition: fc.oneof(fc.constantFrom(0, 1, 127, 128, 16_383, 16_384, 2 ** 31, 2 ** 32 - 1), fc.nat()),
       records: fc.oneof(fc.constant(0), fc.nat(300), fc.constantFrom(16 * 1024 - 1, 16 * 1024, 70_000)).map((n) => Buffer.alloc(n, n & 0xff)),
       acks: fc.constantFrom('ACKS_ALL', 'ACKS_LEADER', 0, 1),
@@ -30,7 +30,9 @@ describe('encodeProduceRequest', () => {
         expect(own.equals(generic)).toBe(true);
         let asked = -1;
         const into = encodeProduceRequest(T, r, (size) => Buffer.alloc((asked = size) + 3, 0xee).subarray(3));
-        expect(asked).toBe(generic.length);
+        // A non-ASCII topic (never a valid one) takes the generic encoder, which has no `into`.
+        if (/^[\x00-\x7f]*$/.test(r.topic ?? '')) expect(asked).toBe(generic.length);
+        else expect(asked).toBe(-1);
         expect(into.equals(generic)).toBe(true);
         const back = decodeMessage(T, own);
         expect(back.topic).toBe(r.topic ?? '');
