@@ -8,8 +8,8 @@ import {
   type ClientWritableStream,
   type ServiceError,
 } from '@grpc/grpc-js';
-import { AdminService, encodeProduceRequest, LogService, messageType, PRE_ENCODED, type PreEncoded } from '../server/proto/load.js';
-import { installClientPrefixedSend, prefixedFrame, request_buffers } from '../server/rpc/prefixed-send.js';
+import { AdminService, LogService, preEncodeProduceRequest, type ProduceRequestObject } from '../server/proto/load.js';
+import { installClientPrefixedSend, request_buffers } from '../server/rpc/prefixed-send.js';
 import { fromServiceError, RpcError } from './errors.js';
 import { isEngineError } from '../engine/base/errors.js';
 import { ProducePipeline } from './pipeline.js';
@@ -156,9 +156,6 @@ export interface ClientOptions {
 const AdminClient = makeGenericClientConstructor(AdminService, 'Admin');
 const LogClient = makeGenericClientConstructor(LogService, 'Log');
 const MESSAGE_MAX_BYTES = 65 * 1024 * 1024;
-const PRODUCE_REQUEST = messageType('ProduceRequest');
-/** Record sets from this size on are encoded into `request_buffers` (below it, a fresh buffer is cheap). */
-const POOLED_REQUEST_MIN_BYTES = 64 * 1024;
 const FLOW_CONTROL_WINDOW_BYTES = 16 * 1024 * 1024;
 type Rpc = (req: object, md: Metadata, opts: object, cb: (err: ServiceError | null, res: unknown) => void) => unknown;
 
@@ -376,20 +373,13 @@ export class RelaylogClient {
    * must not change until the returned promise settles (a redirect sends it again).
    */
   produce(topic: string, partition: number, records: Buffer, acks: 'all' | 'leader' = 'all'): Promise<ProduceResult> {
-    const req: { [PRE_ENCODED]?: PreEncoded } & Record<string, unknown> = { topic, partition, records, acks: acks === 'all' ? 'ACKS_ALL' : 'ACKS_LEADER' };
-    if (records.length < POOLED_REQUEST_MIN_BYTES) return this.routed(topic, partition, (c, address) => this.call(c.log, 'Produce', req, 0, address));
-    // A large record set is encoded once, into a pooled buffer (fresh memory costs a page fault per
-    // 4 KiB to fill), and sent as it is on every redirect. The buffer goes back to the pool only
-    // once the server has answered OK: it then had the whole request, so nothing (grpc-js's retry
-    // buffer, a write still queued) can read the buffer again. After any failure it is left to the GC.
-    let pre: PreEncoded | null = null;
-    encodeProduceRequest(PRODUCE_REQUEST, req, (size) => {
-      pre = prefixedFrame(size, request_buffers);
-      return pre.message;
-    });
-    if (pre !== null) req[PRE_ENCODED] = pre;
-    return this.routed(topic, partition, (c, address) => this.call<ProduceResult>(c.log, 'Produce', req, 0, address)).then((res) => {
-      if (pre !== null) request_buffers.give(pre.whole);
+    const req: ProduceRequestObject = { topic, partition, records, acks: acks === 'all' ? 'ACKS_ALL' : 'ACKS_LEADER' };
+    // A large record set: encoded once into a pooled buffer, given back once answered OK.
+    const pooled = preEncodeProduceRequest(req);
+    const answered = this.routed(topic, partition, (c, address) => this.call<ProduceResult>(c.log, 'Produce', req, 0, address));
+    if (pooled === null) return answered;
+    return answered.then((res) => {
+      request_buffers.give(pooled);
       return res;
     });
   }

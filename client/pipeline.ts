@@ -1,21 +1,17 @@
 import { status, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import type { ProduceResult } from './client.js';
 import { fromServiceError, RpcError } from './errors.js';
-import { encodeProduceRequest, messageType, PRE_ENCODED, type PreEncoded } from '../server/proto/load.js';
-import { prefixedFrame, request_buffers } from '../server/rpc/prefixed-send.js';
+import { preEncodeProduceRequest, type ProduceRequestObject } from '../server/proto/load.js';
+import { request_buffers } from '../server/rpc/prefixed-send.js';
 
 interface Waiting {
   topic: string;
   partition: number;
   resolve: (r: ProduceResult) => void;
   reject: (err: unknown) => void;
-  /** The request's pooled buffer, given back when the answer comes (the server then had all of it). */
+  /** The request's pooled buffer (preEncodeProduceRequest), given back when its answer comes. */
   pooled: Buffer | null;
 }
-
-/** Record sets from this size on are encoded into `request_buffers` (as unary produce does, client.ts). */
-const POOLED_REQUEST_MIN_BYTES = 64 * 1024;
-const PRODUCE_REQUEST = messageType('ProduceRequest');
 
 /** Opens a ProducePipeline stream for a record set to `topic/partition` (at its leader, on a cluster). */
 export type OpenPipeline = (topic: string, partition: number) => { stream: ClientDuplexStream<object, ProduceResult>; address: string };
@@ -43,17 +39,10 @@ export class ProducePipeline {
 
   send(topic: string, partition: number, records: Buffer, acks: 'all' | 'leader'): Promise<ProduceResult> {
     const stream = (this.stream ??= this.start(topic, partition));
-    const req: { [PRE_ENCODED]?: PreEncoded } & Record<string, unknown> = { topic, partition, records, acks: acks === 'all' ? 'ACKS_ALL' : 'ACKS_LEADER' };
-    let pre: PreEncoded | null = null;
-    if (records.length >= POOLED_REQUEST_MIN_BYTES) {
-      encodeProduceRequest(PRODUCE_REQUEST, req, (size) => {
-        pre = prefixedFrame(size, request_buffers);
-        return pre.message;
-      });
-      if (pre !== null) req[PRE_ENCODED] = pre;
-    }
+    const req: ProduceRequestObject = { topic, partition, records, acks: acks === 'all' ? 'ACKS_ALL' : 'ACKS_LEADER' };
+    const pooled = preEncodeProduceRequest(req);
     return new Promise((resolve, reject) => {
-      this.waiting.push({ topic, partition, resolve, reject, pooled: pre === null ? null : (pre as PreEncoded).whole });
+      this.waiting.push({ topic, partition, resolve, reject, pooled });
       stream.write(req);
     });
   }

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
-import { freshPrefixed, markPrefixed, prefixedFrame } from '../rpc/prefixed-send.js';
+import { freshPrefixed, markPrefixed, prefixedFrame, request_buffers } from '../rpc/prefixed-send.js';
 
 /**
  * Loads relaylog.proto at runtime with protobufjs and turns each service into a grpc-js
@@ -203,6 +203,31 @@ export const PRE_ENCODED = Symbol('relaylog.pre_encoded');
 export interface PreEncoded {
   message: Buffer;
   whole: Buffer;
+}
+
+/** A ProduceRequest as the client builds it, possibly carrying its encoding. */
+export type ProduceRequestObject = { [PRE_ENCODED]?: PreEncoded } & Record<string, unknown>;
+
+/** Record sets from this size on are pre-encoded into pooled buffers (below it, a fresh buffer is cheap). */
+const POOLED_REQUEST_MIN_BYTES = 64 * 1024;
+const PRODUCE_REQUEST = messageType('ProduceRequest');
+
+/**
+ * The client side of a large produce (RelaylogClient.produce, ProducePipeline.send): a request
+ * whose record set is 64 KiB or more is encoded once, into a pooled buffer (`request_buffers`:
+ * fresh memory costs a page fault per 4 KiB to fill) that the serializer then sends as it is, on
+ * every redirect too. Returns that buffer, for the caller to give back to `request_buffers` once
+ * the server has answered the request OK (it then had all of it, so nothing, neither grpc-js's
+ * retry buffer nor a write still queued, can read the buffer again; after a failure the buffer is
+ * left to the GC), or null when the request is left to the serializer.
+ */
+export function preEncodeProduceRequest(req: ProduceRequestObject): Buffer | null {
+  if (!(req.records instanceof Uint8Array) || req.records.length < POOLED_REQUEST_MIN_BYTES) return null;
+  let pre: PreEncoded | null = null;
+  encodeProduceRequest(PRODUCE_REQUEST, req, (size) => (pre = prefixedFrame(size, request_buffers)).message);
+  if (pre === null) return null; // the generic encoder took it (nothing pooled)
+  req[PRE_ENCODED] = pre;
+  return (pre as PreEncoded).whole;
 }
 
 function serializeProduceRequest(type: protobuf.Type, v: object): Buffer {
