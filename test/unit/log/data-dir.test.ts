@@ -47,6 +47,8 @@ describe('data-dir lock', () => {
       await m.LogStore.open({ dir: process.argv[1], disk_free_floor_bytes: 0 }); console.log('HELD'); setInterval(() => {}, 1000);
     })`;
     const child = spawn(process.execPath, ['--input-type=module', '-e', script, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // Listened for from the start: a child that died early would otherwise be waited for forever.
+    const exited = new Promise((r) => child.once('exit', r));
     try {
       await new Promise<void>((resolve, reject) => {
         const t = setTimeout(() => reject(new Error('child never held the lock')), 20_000);
@@ -55,7 +57,7 @@ describe('data-dir lock', () => {
       await expect(LogStore.open({ dir })).rejects.toMatchObject({ code: 'DATA_DIR_LOCKED', details: { holder_pid: child.pid } });
     } finally {
       child.kill('SIGKILL');
-      await new Promise((r) => child.once('exit', r));
+      await exited;
     }
     const s = await LogStore.open({ dir, disk_free_floor_bytes: 0 });
     expect(readFileSync(join(dir, '.lock'), 'utf8').trim()).toBe(String(process.pid));

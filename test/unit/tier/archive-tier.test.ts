@@ -195,12 +195,15 @@ describe('archive tier (file:// backend)', () => {
       console.log('DONE');
     })`;
     const child = spawn(process.execPath, ['--input-type=module', '-e', script, join(dir, 'node1'), `file://${archive}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // Listened for from the start: on a loaded machine the child can finish its upload and exit on
+    // its own before the kill below, and an 'exit' listener added after that would wait forever.
+    const exited = new Promise((r) => child.once('exit', r));
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error('child never started uploading')), 20_000);
       child.stdout.on('data', (d: Buffer) => d.toString().includes('UPLOADING') && (clearTimeout(t), setTimeout(resolve, 20)));
     });
     child.kill('SIGKILL');
-    await new Promise((r) => child.once('exit', r));
+    await exited;
     s = await openNode('node1', archive, clock);
     try {
       p = s.partition('t', 0);
