@@ -183,7 +183,7 @@ export async function serve(o: ServeOptions): Promise<void> {
         process.exit(0);
       },
       (err: unknown) => {
-        logger.error({ err: (err as Error).message }, 'error while stopping');
+        logger.error({ err: (err as Error).message, code: (err as { code?: unknown }).code, stack: (err as Error).stack }, 'error while stopping');
         process.exit(1);
       },
     );

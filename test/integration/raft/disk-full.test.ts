@@ -142,7 +142,9 @@ describe.skipIf(unavailable !== null)('a follower whose disk is full', () => {
     expect(producer.failed.size, `failures: ${JSON.stringify([...producer.errors])}`).toBeLessThanOrEqual(5);
 
     // A clean stop, and an offline check of every batch it stored.
-    expect(await c.stopNode(full_id, 'SIGTERM'), `node ${full_id} stops cleanly`).toBe(0);
+    const full_proc = c.node(full_id).proc!;
+    const stop_code = await c.stopNode(full_id, 'SIGTERM');
+    expect(stop_code, `node ${full_id} stops cleanly; its log ends:\n${full_proc.stderr().split('\n').slice(-15).join('\n')}`).toBe(0);
     const verify = await runCli(['verify', '--data', c.node(full_id).dir, '--json']);
     expect(verify.code, verify.stdout + verify.stderr).toBe(0);
     expect(JSON.parse(verify.stdout).clean).toBe(true);
