@@ -17,7 +17,7 @@ export class ServerMetrics {
   readonly bytes_in = new Counter({ name: 'relaylog_bytes_in_total', help: 'Record bytes appended by producers', registers: [this.registry] });
   private http: Server | null = null;
 
-  constructor(store: () => LogStore | null, relay: () => RelayRunner | null) {
+  constructor(store: () => LogStore | null, relay: () => RelayRunner | null, replay?: () => { rate: number; paced: number }) {
     collectDefaultMetrics({ register: this.registry, prefix: 'relaylog_' });
     const labels = ['topic', 'partition'] as const;
     const perPartition = (name: string, help: string, read: (s: ReturnType<LogStore['partitions']>[number]['stats'] extends () => infer S ? S : never) => number) =>
@@ -38,6 +38,24 @@ export class ServerMetrics {
     perPartition('relaylog_ssd_bytes', 'Bytes in local segment files', (s) => s.size_bytes);
     perPartition('relaylog_memory_bytes', 'Bytes in the memory tier', (s) => s.memory_bytes);
     perPartition('relaylog_archive_bytes', 'Bytes in the archive tier', (s) => s.archive_bytes);
+    if (replay) {
+      new Gauge({
+        name: 'relaylog_replay_pace_bytes_per_second',
+        help: 'The rate catch-up Subscribe replay is held to while producers write (+Inf: not paced)',
+        registers: [this.registry],
+        collect() {
+          this.set(replay().rate);
+        },
+      });
+      new Gauge({
+        name: 'relaylog_replay_paced_frames_total',
+        help: 'Catch-up Subscribe frames that waited for the pacing rate',
+        registers: [this.registry],
+        collect() {
+          this.set(replay().paced);
+        },
+      });
+    }
     new Gauge({
       name: 'relaylog_archive_upload_failures_total',
       help: 'Failed archive uploads since start (data stays on SSD and is retried)',

@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { limits } from '../../engine/base/limits.js';
+import { serverLimits } from '../rpc/limits.js';
 import { RelaylogClient, type PartitionMembership, type TopicDescription } from '../../client/client.js';
 import { collect, nonNegativeInt, parseAddress, parseConfigPairs, parseFormat, parseFrom, parseTime, positiveInt, UsageError } from './args.js';
 import { consumeRecords, type ConsumeOptions } from './consume.js';
@@ -150,6 +151,7 @@ function nodeOptions(cmd: Command, archive_help: string): Command {
 function serveCommands(cli: Command): void {
   nodeOptions(cli.command('serve').description('run a log server: a single node, or with --node-id/--peers a node of a Raft cluster (Ctrl-C or SIGTERM stops it cleanly)'), 'archive tier')
     .option('--compaction-interval <ms>', 'compact topics with cleanup.policy=compact this often (0: only on `relaylog compact`)', nonNegativeInt('--compaction-interval'), 60_000)
+    .option('--replay-pace-lag <ms>', 'while producers write, slow catch-up Subscribe replays whenever the event loop runs this much late (0: never; docs/operations.md, "Replay yields to appends")', nonNegativeInt('--replay-pace-lag'), serverLimits.replay_pace_lag_ms)
     // Cluster mode (docs/raft.md, "Wiring"): every partition replicated by Raft across the peers.
     .option('--node-id <n>', "this node's id in --peers (cluster mode)", positiveInt('--node-id'))
     .option('--peers <id=host:port,...>', 'run as a Raft cluster node: the address book of every node that may host replicas, this one included, e.g. 1=10.0.0.1:7450,2=10.0.0.2:7450,3=10.0.0.3:7450')

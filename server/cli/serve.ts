@@ -33,6 +33,8 @@ export interface ServeOptions {
   /** Cluster mode: `1,2,3`, the replica set of topics created on this node (default: every node of --peers). */
   replicas?: string;
   raftTickMs?: number;
+  /** While producers write, catch-up replay is slowed when the event loop runs this late, ms (0: never; limits.replay_pace_lag_ms). */
+  replayPaceLag?: number;
 }
 
 /**
@@ -155,6 +157,7 @@ export async function serve(o: ServeOptions): Promise<void> {
     ...(o.kafkaListen !== undefined ? { kafka_listen: o.kafkaListen } : {}),
     ...(o.kafkaAdvertised !== undefined ? { kafka_advertised: o.kafkaAdvertised } : {}),
     ...(o.kafkaPeers !== undefined ? { kafka_peers: parseKafkaPeers(o.kafkaPeers, cluster) } : {}),
+    ...(o.replayPaceLag !== undefined ? { limits: { replay_pace_lag_ms: o.replayPaceLag } } : {}),
   });
   process.stdout.write(`relaylog listening on ${server.address}\n`);
   if (server.metricsAddress) process.stdout.write(`relaylog metrics on http://${server.metricsAddress}/metrics\n`);

@@ -19,6 +19,12 @@ export const serverLimits = {
   replay_bytes_per_turn: 4 * 1024 * 1024,
   /** Subscribe frames up to this size (a live tail's) are sent at once, outside the per-turn budget. */
   replay_small_frame_bytes: 256 * 1024,
+  /** While produce requests arrive, catch-up replay is slowed whenever the event loop runs later than this (ms, the longest delay in a period); 0: never (replay-pacer.ts). */
+  replay_pace_lag_ms: 5,
+  /** Paced catch-up replay never goes slower than this, over all subscribers of the server. */
+  replay_pace_floor_bytes_per_s: 32 * 1024 * 1024,
+  /** The pacing controller's period. */
+  replay_pace_period_ms: 100,
   /** One long poll of a subscriber at the tail lasts this long before it re-checks (the stream stays open). */
   subscribe_poll_ms: 5_000,
   /** Concurrent Subscribe streams per server; more are refused with RESOURCE_EXHAUSTED. */

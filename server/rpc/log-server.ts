@@ -81,8 +81,12 @@ export class LogServer {
   private constructor(private readonly store: LogStore, private readonly opts: ServerOptions, readonly limits: ServerLimits, readonly cluster: ClusterNode | null = null) {
     // Every open call listens for the stop signal: as many listeners as calls, by design.
     setMaxListeners(0, this.stopping.signal);
-    this.replay_turns = new TurnBudget(limits.replay_bytes_per_turn, limits.replay_small_frame_bytes);
-    this.metrics = new ServerMetrics(() => (this.stopping.signal.aborted ? null : this.store), () => this.relay);
+    this.replay_turns = new TurnBudget(limits.replay_bytes_per_turn, limits.replay_small_frame_bytes, {
+      lag_target_ms: limits.replay_pace_lag_ms,
+      floor_bytes_per_s: limits.replay_pace_floor_bytes_per_s,
+      period_ms: limits.replay_pace_period_ms,
+    });
+    this.metrics = new ServerMetrics(() => (this.stopping.signal.aborted ? null : this.store), () => this.relay, () => this.replay_turns);
     if (opts.relay) {
       const r = opts.relay;
       this.relay = new RelayRunner({
@@ -219,6 +223,7 @@ export class LogServer {
 
   private async doStop(): Promise<void> {
     this.stopping.abort();
+    this.replay_turns.close();
     // Kafka clients first: the listener drains its requests and waits for its appends; the store stays open until the end.
     await this.kafka?.stop();
     if (this.cluster) {

@@ -29,6 +29,7 @@ interface Appended {
  */
 export function appendRecordSet(ctx: ServiceContext, req: ProduceRequest): Promise<Appended> {
   refuseOnRelay(ctx, 'produce', req);
+  ctx.replay_turns.noteAppend();
   return ctx
     .store()
     .partition(req.topic, req.partition)

@@ -56,3 +56,100 @@ test('small frames never wait, even when others are queued', () => {
   expect(b.take(10)).toBeNull();
   expect(b.take(1)).toBeNull();
 });
+
+// ---------------------------------------------------------------- pacing while producers write (replay-pacer.ts)
+
+const KiB = 1024;
+/** Holds the event loop for `ms`: what a machine whose cores are all busy does to the server. */
+const hold = (ms: number) => {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
+};
+
+/**
+ * Sends 64 KiB catch-up frames back to back for `ms`, noting an append per frame when `producing`,
+ * and holding the loop 8 ms in every 20 ms when `late`. Returns the bytes sent in the last
+ * `window_ms` and the highest rate the budget allowed in that window.
+ */
+async function replayFor(b: TurnBudget, o: { ms: number; window_ms: number; producing: boolean; late: boolean }): Promise<{ sent: number; max_rate: number }> {
+  const start = performance.now();
+  let windowed = 0;
+  let max_rate = 0;
+  let held = start;
+  for (let i = 0; i < 1_000_000 && performance.now() - start < o.ms; i++) {
+    if (o.producing) b.noteAppend();
+    if (o.late && performance.now() - held >= 20) {
+      hold(8);
+      held = performance.now();
+    }
+    const in_window = performance.now() - start >= o.ms - o.window_ms;
+    if (in_window) max_rate = Math.max(max_rate, b.rate);
+    const wait = b.take(64 * KiB);
+    if (wait) await wait;
+    else await nextTurn();
+    if (in_window) {
+      windowed += 64 * KiB;
+      max_rate = Math.max(max_rate, b.rate);
+    }
+  }
+  return { sent: windowed, max_rate };
+}
+
+const pacing = { lag_target_ms: 2, floor_bytes_per_s: 1024 * KiB, period_ms: 20 };
+
+test('while producers write and the loop runs late, catch-up frames are held to the paced rate', async () => {
+  const b = new TurnBudget(64 * KiB, 1 * KiB, pacing);
+  try {
+    // The same loop with nobody producing: a frame every turn.
+    const unpaced = await replayFor(b, { ms: 500, window_ms: 500, producing: false, late: true });
+    expect(b.paced).toBe(0);
+    // 1.5 s of a late loop while producing: the rate is cut towards the floor (1 MiB/s); the loop
+    // is on time while it waits for paced frames, so the rate climbs back a little between cuts.
+    const paced = await replayFor(b, { ms: 1500, window_ms: 500, producing: true, late: true });
+    expect(b.rate).toBeLessThan(Infinity);
+    expect(b.paced).toBeGreaterThan(0);
+    expect(paced.max_rate).toBeLessThan(Infinity);
+    // The last 500 ms: no more than the highest rate allowed, plus the bucket (one 64 KiB frame of
+    // debt, one of burst) and one frame in flight.
+    expect(paced.sent).toBeLessThanOrEqual(paced.max_rate * 0.5 + 3 * 64 * KiB);
+    expect(paced.sent).toBeLessThan(unpaced.sent / 4);
+    // Producers stop: within a few periods the limit is lifted.
+    await replayFor(b, { ms: 200, window_ms: 0, producing: false, late: false });
+    expect(b.rate).toBe(Infinity);
+  } finally {
+    b.close();
+  }
+});
+
+test('a late loop with no producer writing never paces replay', async () => {
+  const b = new TurnBudget(64 * KiB, 1 * KiB, pacing);
+  try {
+    await replayFor(b, { ms: 600, window_ms: 0, producing: false, late: true });
+    expect(b.rate).toBe(Infinity);
+    expect(b.paced).toBe(0);
+  } finally {
+    b.close();
+  }
+});
+
+test('a lag target of 0 turns pacing off, producers or not', async () => {
+  const b = new TurnBudget(64 * KiB, 1 * KiB, { ...pacing, lag_target_ms: 0 });
+  try {
+    await replayFor(b, { ms: 600, window_ms: 0, producing: true, late: true });
+    expect(b.rate).toBe(Infinity);
+    expect(b.paced).toBe(0);
+  } finally {
+    b.close();
+  }
+});
+
+test('close() lets every waiting frame go (server stop), paced or not', async () => {
+  const b = new TurnBudget(64 * KiB, 1 * KiB, pacing);
+  await replayFor(b, { ms: 600, window_ms: 0, producing: true, late: true });
+  expect(b.rate).toBeLessThan(Infinity);
+  const waiting = Array.from({ length: 5 }, () => b.take(64 * KiB)).filter((w) => w !== null);
+  expect(waiting.length).toBeGreaterThan(0);
+  b.close();
+  await Promise.all(waiting); // would hang (test timeout) if close() left them waiting
+  expect(b.queued).toBe(0);
+});
