@@ -47,12 +47,13 @@ export class ServerMetrics {
           this.set(replay().rate);
         },
       });
-      new Gauge({
-        name: 'relaylog_replay_paced_frames_total',
-        help: 'Catch-up Subscribe frames that waited for the pacing rate',
+      new Counter({
+        name: 'relaylog_replay_pace_waits_total',
+        help: 'Times a catch-up Subscribe frame had to wait for the pacing rate',
         registers: [this.registry],
         collect() {
-          this.set(replay().paced);
+          this.reset();
+          this.inc(replay().paced);
         },
       });
     }

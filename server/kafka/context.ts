@@ -45,6 +45,8 @@ export interface KafkaContext {
   readonly auto_create_topics: boolean;
   /** Aborted when the listener begins to stop: long polls end at once. */
   readonly stopping: AbortSignal;
+  /** A record set is being appended by a Kafka produce (catch-up Subscribe replay is paced while these arrive). */
+  noteAppend(): void;
   /**
    * Creates a topic through the store, one creation at a time: LogStore.createTopic is not safe
    * against two concurrent creates of one name (both write the same temp file), and Kafka clients

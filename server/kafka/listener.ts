@@ -29,6 +29,8 @@ export interface KafkaListenerOptions {
   /** Metadata creates unknown topics (1 partition, default config) when the client allows it (default false). */
   auto_create_topics?: boolean;
   clock?: Clock;
+  /** Called once per record set appended by a Kafka produce (the gRPC server paces catch-up replay on it). */
+  on_append?: () => void;
 }
 
 const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '[::]']);
@@ -67,6 +69,7 @@ export class KafkaListener {
       cluster: opts.cluster ?? null,
       auto_create_topics: opts.auto_create_topics ?? false,
       stopping: this.stopping.signal,
+      noteAppend: opts.on_append ?? (() => undefined),
       createTopic(name, config) {
         const created = creating.then(() => opts.store.createTopic(name, config));
         creating = created.catch(() => undefined);

@@ -154,6 +154,7 @@ export class LogServer {
           ...(opts.kafka_advertised !== undefined ? { advertised: opts.kafka_advertised } : {}),
           ...(opts.relay ? { relay: { upstreams: opts.relay.upstreams } } : {}),
           ...(cluster ? { node_id: cluster.node_id, cluster: kafkaClusterView(cluster, opts) } : {}),
+          on_append: () => server.replay_turns.noteAppend(),
         });
       }
     } catch (err) {

@@ -1,4 +1,3 @@
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { ReplayPacer, type PacerOptions } from './replay-pacer.js';
 
 /**
@@ -22,7 +21,7 @@ import { ReplayPacer, type PacerOptions } from './replay-pacer.js';
  * turn but are sent at once, so following the tail adds no latency.
  */
 /** The event-loop delay sampler's timer interval, ms. */
-const LAG_RESOLUTION_MS = 5;
+const LAG_TICK_MS = 5;
 
 export class TurnBudget {
   private used = 0;
@@ -30,7 +29,7 @@ export class TurnBudget {
   private readonly waiting: Array<{ bytes: number; go: () => void }> = [];
   /** Frames that had to wait for a later turn (a metric for tests and operators). */
   deferred = 0;
-  /** Frames that waited for the pacing rate (a metric for tests and operators). */
+  /** Times a frame had to wait for the pacing rate (a metric for tests and operators). */
   paced = 0;
 
   private readonly pacer: ReplayPacer | null;
@@ -40,7 +39,11 @@ export class TurnBudget {
   private refill_timer: NodeJS.Timeout | null = null;
   /** The control loop, running while catch-up frames flow. */
   private control: NodeJS.Timeout | null = null;
-  private lag: IntervalHistogram | null = null;
+  /** The event-loop delay sampler: a timer every LAG_TICK_MS, and the most it fired late in this period. */
+  private sampler: NodeJS.Timeout | null = null;
+  private last_tick = 0;
+  private lag_max_ms = 0;
+  private closed = false;
   private appends = 0;
   private replayed = 0;
   private idle_periods = 0;
@@ -50,7 +53,15 @@ export class TurnBudget {
     readonly small_frame_bytes: number,
     pacing?: PacerOptions,
   ) {
+    if (pacing && !(pacing.floor_bytes_per_s > 0 && pacing.period_ms > 0 && pacing.lag_target_ms >= 0)) {
+      throw new RangeError(`replay pacing needs a floor and a period above 0 and a lag target of 0 or more, got ${JSON.stringify(pacing)}`);
+    }
     this.pacer = pacing && pacing.lag_target_ms > 0 ? new ReplayPacer(pacing) : null;
+  }
+
+  /** True while the control loop and its event-loop delay sampler run (catch-up frames flowing recently). */
+  get sampling(): boolean {
+    return this.control !== null;
   }
 
   /** Catch-up bytes per second allowed now (Infinity: no limit). */
@@ -63,8 +74,9 @@ export class TurnBudget {
     this.appends++;
   }
 
-  /** null: send now. Otherwise resolves in a later turn, when the frame may be sent. */
+  /** null: send now. Otherwise resolves in a later turn, when the frame may be sent. After close(), always null. */
   take(bytes: number): Promise<void> | null {
+    if (this.closed) return null;
     if (bytes <= this.small_frame_bytes) {
       this.used += bytes;
       this.arm();
@@ -90,6 +102,7 @@ export class TurnBudget {
 
   /** Stops the control loop and any refill timer (server stop); waiting frames are let go. */
   close(): void {
+    this.closed = true;
     this.stopControl();
     if (this.refill_timer) clearTimeout(this.refill_timer);
     this.refill_timer = null;
@@ -149,28 +162,37 @@ export class TurnBudget {
 
   private startControl(): void {
     if (!this.pacer || this.control) return;
-    this.lag = monitorEventLoopDelay({ resolution: LAG_RESOLUTION_MS });
-    this.lag.enable();
     this.appends = 0;
     this.replayed = 0;
     this.idle_periods = 0;
+    this.lag_max_ms = 0;
+    this.last_tick = performance.now();
+    this.sampler = setInterval(this.tick, LAG_TICK_MS);
+    this.sampler.unref();
     this.control = setInterval(this.period, this.pacer.o.period_ms);
     this.control.unref();
   }
 
   private stopControl(): void {
     if (this.control) clearInterval(this.control);
+    if (this.sampler) clearInterval(this.sampler);
     this.control = null;
-    this.lag?.disable();
-    this.lag = null;
+    this.sampler = null;
   }
+
+  /** The sampler's timer: how much later than LAG_TICK_MS after the previous tick it fired is how late the event loop ran. */
+  private readonly tick = (): void => {
+    const now = performance.now();
+    this.lag_max_ms = Math.max(this.lag_max_ms, now - this.last_tick - LAG_TICK_MS);
+    this.last_tick = now;
+  };
 
   /** One control period: the pacer sets the next rate from what this one saw. */
   private readonly period = (): void => {
-    const lag = this.lag!;
-    // The histogram holds whole timer intervals: the delay is what exceeds the timer's resolution.
-    const sample = { lag_max_ms: Math.max(0, lag.max / 1e6 - LAG_RESOLUTION_MS), appends: this.appends, replayed_bytes: this.replayed, waiting: this.waiting.length > 0 };
-    lag.reset();
+    // The loop may also have run late since the sampler's last tick (this callback itself is late then).
+    this.tick();
+    const sample = { lag_max_ms: Math.max(0, this.lag_max_ms), appends: this.appends, replayed_bytes: this.replayed, waiting: this.waiting.length > 0 };
+    this.lag_max_ms = 0;
     this.appends = 0;
     this.replayed = 0;
     const before = this.rate;

@@ -27,6 +27,7 @@ async function handleProduce(ctx: KafkaContext, rc: RequestContext, version: num
         if (relay_refusal) throw relay_refusal;
         const log = ctx.store.partition(t.name, p.index);
         if (p.records === null || p.records.length === 0) throw invalidBatch('produce request carries no records');
+        ctx.noteAppend();
         const r = await ctx.track(log.append(p.records));
         return answer(KafkaCode.NONE, r.base_offset, log.logStartOffset);
       } catch (err) {

@@ -65,6 +65,21 @@ describe('kafkajs producer and consumer against the Kafka listener', () => {
     await h.stop();
   });
 
+  test('every record set a Kafka produce appends is reported to on_append (the gRPC server paces catch-up replay on it)', async () => {
+    let appends = 0;
+    const own = await new KafkaHarness({ listener: { on_append: () => void appends++ } }).start();
+    try {
+      await own.store.createTopic('paced', { partitions: 2 });
+      const producer = own.track(own.kafka().producer());
+      await producer.connect();
+      await producer.send({ topic: 'paced', acks: 1, messages: [{ partition: 0, value: 'a' }, { partition: 1, value: 'b' }] });
+      await producer.send({ topic: 'paced', acks: -1, messages: [{ partition: 0, value: 'c' }] });
+      expect(appends).toBe(3);
+    } finally {
+      await own.stop();
+    }
+  });
+
   test('produces N records with acks=1, acks=-1 and acks=0; PartitionLog.read returns them as sent', async () => {
     await h.store.createTopic('orders');
     const producer = h.track(h.kafka().producer());

@@ -73,7 +73,7 @@ test('a catch-up subscriber is paced while a producer writes, loses nothing, and
       if (seen.length >= RECORDS || performance.now() > deadline) break;
     }
     stream.cancel();
-    const paced_while_producing = await metric(server, 'relaylog_replay_paced_frames_total');
+    const paced_while_producing = await metric(server, 'relaylog_replay_pace_waits_total');
     expect(seen).toEqual(Array.from({ length: RECORDS }, (_, i) => i));
     expect(paced_while_producing).toBeGreaterThan(0);
     expect(produced).toBeGreaterThan(0);
@@ -81,7 +81,7 @@ test('a catch-up subscriber is paced while a producer writes, loses nothing, and
     await producer;
 
     // No producer: a second reader is not paced, and the limit is lifted (+Inf).
-    const before = await metric(server, 'relaylog_replay_paced_frames_total');
+    const before = await metric(server, 'relaylog_replay_pace_waits_total');
     await sleep(300); // more than QUIET_PERIODS periods of 20 ms without an append
     const again = client.subscribe('rep', 0, { position: 'earliest' }, 256 * KiB);
     let n = 0;
@@ -92,7 +92,7 @@ test('a catch-up subscriber is paced while a producer writes, loses nothing, and
     again.cancel();
     expect(n).toBe(RECORDS);
     expect(await metric(server, 'relaylog_replay_pace_bytes_per_second')).toBe(Infinity);
-    expect(await metric(server, 'relaylog_replay_paced_frames_total')).toBe(before);
+    expect(await metric(server, 'relaylog_replay_pace_waits_total')).toBe(before);
   } finally {
     producing = false;
     client.close();

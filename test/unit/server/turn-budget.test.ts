@@ -113,8 +113,10 @@ test('while producers write and the loop runs late, catch-up frames are held to 
     // debt, one of burst) and one frame in flight.
     expect(paced.sent).toBeLessThanOrEqual(paced.max_rate * 0.5 + 3 * 64 * KiB);
     expect(paced.sent).toBeLessThan(unpaced.sent / 4);
-    // Producers stop: within a few periods the limit is lifted.
-    await replayFor(b, { ms: 200, window_ms: 0, producing: false, late: false });
+    // Producers stop: the limit is lifted after QUIET_PERIODS periods without an append (a paced
+    // frame may hold this loop a while, so keep replaying until it is, for at most 5 s).
+    const stop_by = performance.now() + 5_000;
+    while (b.rate !== Infinity && performance.now() < stop_by) await replayFor(b, { ms: 50, window_ms: 0, producing: false, late: false });
     expect(b.rate).toBe(Infinity);
   } finally {
     b.close();
@@ -130,6 +132,43 @@ test('a late loop with no producer writing never paces replay', async () => {
   } finally {
     b.close();
   }
+});
+
+test('an on-time loop is never paced, producers or not', async () => {
+  // A target well above what a busy test machine's scheduling adds (the loop here is never held).
+  const b = new TurnBudget(64 * KiB, 1 * KiB, { ...pacing, lag_target_ms: 100 });
+  try {
+    await replayFor(b, { ms: 600, window_ms: 0, producing: true, late: false });
+    expect(b.rate).toBe(Infinity);
+    expect(b.paced).toBe(0);
+    expect(b.sampling).toBe(true);
+  } finally {
+    b.close();
+  }
+});
+
+test('the sampler measures how late the loop ran: a single 40 ms hold, right after replay starts, is a cut', async () => {
+  const b = new TurnBudget(64 * KiB, 1 * KiB, { ...pacing, lag_target_ms: 20, period_ms: 100 });
+  try {
+    b.noteAppend();
+    expect(b.take(64 * KiB)).toBeNull(); // starts the control loop
+    hold(40);
+    for (let i = 0; i < 100 && b.rate === Infinity; i++) {
+      b.noteAppend();
+      const wait = b.take(64 * KiB);
+      if (wait) await wait;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(b.rate).toBeLessThan(Infinity);
+  } finally {
+    b.close();
+  }
+});
+
+test('bad pacing settings are refused', () => {
+  expect(() => new TurnBudget(64 * KiB, 1 * KiB, { ...pacing, floor_bytes_per_s: 0 })).toThrow(/floor/);
+  expect(() => new TurnBudget(64 * KiB, 1 * KiB, { ...pacing, period_ms: 0 })).toThrow(/period/);
+  expect(() => new TurnBudget(64 * KiB, 1 * KiB, { ...pacing, lag_target_ms: -1 })).toThrow(/lag/);
 });
 
 test('a lag target of 0 turns pacing off, producers or not', async () => {
@@ -152,4 +191,9 @@ test('close() lets every waiting frame go (server stop), paced or not', async ()
   b.close();
   await Promise.all(waiting); // would hang (test timeout) if close() left them waiting
   expect(b.queued).toBe(0);
+  expect(b.sampling).toBe(false);
+  // A subscription whose read finished after the stop: its frame goes at once, and nothing restarts.
+  b.noteAppend();
+  expect(b.take(64 * KiB)).toBeNull();
+  expect(b.sampling).toBe(false);
 });
