@@ -165,6 +165,24 @@ test('the sampler measures how late the loop ran: a single 40 ms hold, right aft
   }
 });
 
+test('the sampler stops once no catch-up frame has flowed for 10 periods', async () => {
+  const b = new TurnBudget(64 * KiB, 1 * KiB, pacing);
+  try {
+    await replayFor(b, { ms: 100, window_ms: 0, producing: true, late: false });
+    expect(b.sampling).toBe(true);
+    // Appends go on, small frames (a live tail's) too, but no catch-up frame: 10 periods of 20 ms.
+    const until = performance.now() + 5_000;
+    while (b.sampling && performance.now() < until) {
+      b.noteAppend();
+      expect(b.take(512)).toBeNull();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(b.sampling).toBe(false);
+  } finally {
+    b.close();
+  }
+});
+
 test('bad pacing settings are refused', () => {
   expect(() => new TurnBudget(64 * KiB, 1 * KiB, { ...pacing, floor_bytes_per_s: 0 })).toThrow(/floor/);
   expect(() => new TurnBudget(64 * KiB, 1 * KiB, { ...pacing, period_ms: 0 })).toThrow(/period/);
