@@ -1,5 +1,8 @@
 import { ReplayPacer, type PacerOptions } from './replay-pacer.js';
 
+/** The event-loop delay sampler's timer interval, ms. */
+const LAG_TICK_MS = 5;
+
 /**
  * How much catch-up replay one turn of the event loop may send, and how fast.
  *
@@ -20,9 +23,6 @@ import { ReplayPacer, type PacerOptions } from './replay-pacer.js';
  * Small frames (at most `small_frame_bytes`, a live tail's) never wait: they count towards the
  * turn but are sent at once, so following the tail adds no latency.
  */
-/** The event-loop delay sampler's timer interval, ms. */
-const LAG_TICK_MS = 5;
-
 export class TurnBudget {
   private used = 0;
   private armed = false;
