@@ -8,9 +8,11 @@ import { readBuffers } from '../base/buffer-pool.js';
  * It is write-through: a partition adds batches only after they are written to its segment file,
  * so evicting from memory never loses anything. The log owns appended batches (append() takes
  * ownership), so a run of batches that lies back to back in one parent buffer (one produce
- * request's record set) is kept as it is, without a copy, when it fills at least 3/4 of that parent:
- * the chunk's cost against the budget is then the whole parent, so the budget still bounds the
- * memory really retained. Copying every large batch cost a page fault per fresh 4 KiB and most of
+ * request's record set) is kept as it is, without a copy, when the batches added from that parent
+ * fill at least 3/4 of it (one run, or several: a Raft follower's frame holds several entries with
+ * a few bytes of framing between them): the parent's runs share its size as their cost against
+ * the budget, so the budget still bounds the memory really retained (give or take one parent per
+ * partition whose oldest runs were evicted while its newest are still held). Copying every large batch cost a page fault per fresh 4 KiB and most of
  * the produce path's CPU at 64 KiB records. Small runs (up to SLAB_RUN_MAX_BYTES) and batches cut
  * from a larger network buffer are copied instead, into the partition's open **slab**: one owned
  * buffer (64 KiB, doubling per slab up to 1 MiB, and at most an eighth of the partition's fair
@@ -153,6 +155,10 @@ export class PartitionTail {
       copy_from = -1;
       copy_bytes = 0;
     };
+    // Bytes of these batches in each parent buffer: a Raft follower's frame holds several entries
+    // with a few bytes of framing between them, so no single run fills it, but together they do.
+    const covered = new Map<ArrayBufferLike, number>();
+    for (const b of batches) covered.set(b.buffer, (covered.get(b.buffer) ?? 0) + b.length);
     for (let i = 0; i < batches.length; ) {
       // The longest run from i that lies back to back in one parent buffer.
       const b = batches[i]!;
@@ -161,10 +167,13 @@ export class PartitionTail {
       while (j < batches.length && batches[j]!.buffer === b.buffer && batches[j]!.byteOffset === end) end += batches[j++]!.length;
       const run_bytes = end - b.byteOffset;
       const parent = b.buffer.byteLength;
-      if (run_bytes > SLAB_RUN_MAX_BYTES && run_bytes * 4 >= parent * 3 && parent <= this.tier.budget_bytes) {
+      const in_parent = covered.get(b.buffer)!;
+      if (run_bytes > SLAB_RUN_MAX_BYTES && in_parent * 4 >= parent * 3 && parent <= this.tier.budget_bytes) {
         flushCopies(i);
-        next_offset = this.push(Buffer.from(b.buffer, b.byteOffset, run_bytes), parent, batches, i, j, next_offset);
-        added += parent;
+        // The runs of one parent share its cost in proportion to their size (together: the parent).
+        const cost = Math.ceil((parent * run_bytes) / in_parent);
+        next_offset = this.push(Buffer.from(b.buffer, b.byteOffset, run_bytes), cost, batches, i, j, next_offset);
+        added += cost;
       } else {
         if (copy_from < 0) copy_from = i;
         copy_bytes += run_bytes;

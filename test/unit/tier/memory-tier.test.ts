@@ -122,6 +122,36 @@ describe('memory tier inside the partition log', () => {
     expect(recordsOf(r.records).map((x) => x.offset)).toEqual([0, 1, 2, 3, 4]);
   });
 
+  test("a Raft frame's entries (runs with framing between them) are kept without a copy and share the frame's cost", () => {
+    const tier = new MemoryTier(1 << 20);
+    const t = tier.register('x');
+    const a = batchOf(3, 'a', 1, 20_000);
+    const b = batchOf(2, 'b', 1, 30_000);
+    stampBatch(a, 0, 0, 0);
+    stampBatch(b, 0, 3, 0);
+    // One frame: a few bytes of entry framing before each batch (as in a decoded RaftFrame).
+    const frame = Buffer.alloc(a.length + b.length + 40);
+    a.copy(frame, 20);
+    b.copy(frame, 40 + a.length);
+    const set = [frame.subarray(20, 20 + a.length), frame.subarray(40 + a.length, 40 + a.length + b.length)];
+    t.add(set, a.length + b.length);
+    // Two chunks, no copy; their costs add up to the frame (each rounded up).
+    expect(tier.used_bytes).toBeGreaterThanOrEqual(frame.length);
+    expect(tier.used_bytes).toBeLessThanOrEqual(frame.length + 2);
+    expect(t.read(0, a.length, 5)!.records.buffer).toBe(frame.buffer);
+    expect(t.read(3, 1 << 20, 5)!.records.buffer).toBe(frame.buffer);
+    const all = t.read(0, 1 << 20, 5)!;
+    expect(recordsOf(all.records).map((x) => x.offset)).toEqual([0, 1, 2, 3, 4]);
+    // Only one of two such runs in a much larger buffer: copied, as before.
+    const t2 = tier.register('y');
+    const big = Buffer.alloc(4 * a.length);
+    a.copy(big, 100);
+    t2.add([big.subarray(100, 100 + a.length)], a.length);
+    big.fill(0);
+    expect(t2.read(0, 1 << 20, 3)!.records.equals(a)).toBe(true);
+    expect(t2.read(0, 1 << 20, 3)!.records.buffer).not.toBe(big.buffer);
+  });
+
   test('a small batch cut from a much larger buffer is copied into a slab, charged at the whole slab size', () => {
     const tier = new MemoryTier(1 << 20);
     const t = tier.register('x');
