@@ -123,28 +123,26 @@ test('while producers write and the loop runs late, catch-up frames are held to 
   }
 });
 
-test('a late loop with no producer writing never paces replay', async () => {
-  const b = new TurnBudget(64 * KiB, 1 * KiB, pacing);
+/** 600 ms of catch-up replay under `o`, after which nothing was paced; returns whether the sampler ran. */
+async function neverPaced(p: typeof pacing, o: { producing: boolean; late: boolean }): Promise<boolean> {
+  const b = new TurnBudget(64 * KiB, 1 * KiB, p);
   try {
-    await replayFor(b, { ms: 600, window_ms: 0, producing: false, late: true });
+    await replayFor(b, { ms: 600, window_ms: 0, ...o });
     expect(b.rate).toBe(Infinity);
     expect(b.paced).toBe(0);
+    return b.sampling;
   } finally {
     b.close();
   }
+}
+
+test('a late loop with no producer writing never paces replay', async () => {
+  await neverPaced(pacing, { producing: false, late: true });
 });
 
 test('an on-time loop is never paced, producers or not', async () => {
   // A target well above what a busy test machine's scheduling adds (the loop here is never held).
-  const b = new TurnBudget(64 * KiB, 1 * KiB, { ...pacing, lag_target_ms: 100 });
-  try {
-    await replayFor(b, { ms: 600, window_ms: 0, producing: true, late: false });
-    expect(b.rate).toBe(Infinity);
-    expect(b.paced).toBe(0);
-    expect(b.sampling).toBe(true);
-  } finally {
-    b.close();
-  }
+  expect(await neverPaced({ ...pacing, lag_target_ms: 100 }, { producing: true, late: false })).toBe(true);
 });
 
 test('the sampler measures how late the loop ran: a single 40 ms hold, right after replay starts, is a cut', async () => {
@@ -190,14 +188,7 @@ test('bad pacing settings are refused', () => {
 });
 
 test('a lag target of 0 turns pacing off, producers or not', async () => {
-  const b = new TurnBudget(64 * KiB, 1 * KiB, { ...pacing, lag_target_ms: 0 });
-  try {
-    await replayFor(b, { ms: 600, window_ms: 0, producing: true, late: true });
-    expect(b.rate).toBe(Infinity);
-    expect(b.paced).toBe(0);
-  } finally {
-    b.close();
-  }
+  expect(await neverPaced({ ...pacing, lag_target_ms: 0 }, { producing: true, late: true })).toBe(false); // no sampler either
 });
 
 test('close() lets every waiting frame go (server stop), paced or not', async () => {
