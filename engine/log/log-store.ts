@@ -64,6 +64,12 @@ export class LogStore {
   setTopicHooks(hooks: TopicHooks | null): void {
     this.topic_hooks = hooks;
   }
+
+  private replicated_append: (() => void) | null = null;
+  /** Registers the one listener told of every appendReplicated on any partition (a Raft follower's gRPC server paces catch-up replay on it). */
+  setReplicatedAppendHook(hook: (() => void) | null): void {
+    this.replicated_append = hook;
+  }
   /** The archive tier, when the store was opened with `archive_url`. */
   archive: ArchiveTier | null = null;
   private archive_timer: NodeJS.Timeout | null = null;
@@ -230,6 +236,7 @@ export class LogStore {
           leader_epoch: () => this.node_epoch,
           read_slots: this.read_slots,
           raft: this.opts.raft,
+          on_replicated_append: () => this.replicated_append?.(),
           ...(this.opts.hooks ? { hooks: this.opts.hooks } : {}),
         }),
       );

@@ -73,6 +73,8 @@ export interface PartitionDeps {
   hooks?: PartitionHooks;
   /** The node's bound on concurrent segment-file reads (engine/base/slots.ts); appends never take one. */
   read_slots?: Slots;
+  /** Called once per appendReplicated call that is queued (a Raft follower's entries, a relay's copies). */
+  on_replicated_append?: () => void;
   /**
    * Raft mode (a cluster node): the high watermark is the commit point, set by the replicator
    * (`advanceHighWatermark`), not the log end; produce goes through the replicator
@@ -333,6 +335,7 @@ export class PartitionLog {
     } catch (err) {
       return Promise.reject(err);
     }
+    this.deps.on_replicated_append?.();
     return this.appends.enqueue({ batches, bytes, leader_epoch: -1, replicated: true });
   }
 

@@ -86,6 +86,9 @@ export class LogServer {
       floor_bytes_per_s: limits.replay_pace_floor_bytes_per_s,
       period_ms: limits.replay_pace_period_ms,
     });
+    // On a cluster node, a follower's replicated appends are on the commit path too: they pace
+    // catch-up replay as produce requests do. (A relay's copies do not: it takes no produce.)
+    if (cluster) store.setReplicatedAppendHook(() => this.replay_turns.noteAppend());
     this.metrics = new ServerMetrics(() => (this.stopping.signal.aborted ? null : this.store), () => this.relay, () => this.replay_turns);
     if (opts.relay) {
       const r = opts.relay;

@@ -31,6 +31,35 @@ async function rawBatches(p: PartitionLog, from = p.logStartOffset): Promise<Buf
 }
 
 describe('replicated appends', () => {
+  test('the store tells its replicated-append hook of every appendReplicated (and of nothing else)', async () => {
+    const src = await open('hook-src');
+    const s = await open('hook');
+    try {
+      await src.createTopic('t');
+      await s.createTopic('t');
+      const from = src.partition('t', 0);
+      await from.append(batchOf(2, 'a'));
+      await from.append(batchOf(3, 'b'));
+      const [first, second] = await rawBatches(from);
+      let calls = 0;
+      s.setReplicatedAppendHook(() => void calls++);
+      const p = s.partition('t', 0);
+      await p.appendReplicated(first!);
+      await p.appendReplicated([second!]);
+      expect(calls).toBe(2);
+      s.setReplicatedAppendHook(null);
+      await from.append(batchOf(1, 'c'));
+      await p.appendReplicated((await rawBatches(from, 5))[0]!);
+      expect(calls).toBe(2);
+      s.setReplicatedAppendHook(() => void calls++);
+      await p.append(batchOf(1, 'd')); // a produce: not a replicated append
+      expect(calls).toBe(2);
+    } finally {
+      await s.close();
+      await src.close();
+    }
+  });
+
   test('control batches pass through a replicated append unchanged but are refused from producers', async () => {
     const s = await open('ctl');
     try {
