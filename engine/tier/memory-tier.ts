@@ -155,30 +155,35 @@ export class PartitionTail {
       copy_from = -1;
       copy_bytes = 0;
     };
-    // Bytes of these batches in each parent buffer: a Raft follower's frame holds several entries
-    // with a few bytes of framing between them, so no single run fills it, but together they do.
-    const covered = new Map<ArrayBufferLike, number>();
-    for (const b of batches) covered.set(b.buffer, (covered.get(b.buffer) ?? 0) + b.length);
+    // The runs: the longest stretches of batches that lie back to back in one parent buffer.
+    const runs: Array<{ from: number; to: number; bytes: number }> = [];
     for (let i = 0; i < batches.length; ) {
-      // The longest run from i that lies back to back in one parent buffer.
       const b = batches[i]!;
       let j = i + 1;
       let end = b.byteOffset + b.length;
       while (j < batches.length && batches[j]!.buffer === b.buffer && batches[j]!.byteOffset === end) end += batches[j++]!.length;
-      const run_bytes = end - b.byteOffset;
+      runs.push({ from: i, to: j, bytes: end - b.byteOffset });
+      i = j;
+    }
+    // Bytes of the large runs in each parent buffer: a Raft follower's frame holds several entries
+    // with a few bytes of framing between them, so no single run fills it, but together they do.
+    // (Small runs are copied, so they do not count towards keeping the parent.)
+    const large = new Map<ArrayBufferLike, number>();
+    for (const r of runs) if (r.bytes > SLAB_RUN_MAX_BYTES) large.set(batches[r.from]!.buffer, (large.get(batches[r.from]!.buffer) ?? 0) + r.bytes);
+    for (const r of runs) {
+      const b = batches[r.from]!;
       const parent = b.buffer.byteLength;
-      const in_parent = covered.get(b.buffer)!;
-      if (run_bytes > SLAB_RUN_MAX_BYTES && in_parent * 4 >= parent * 3 && parent <= this.tier.budget_bytes) {
-        flushCopies(i);
-        // The runs of one parent share its cost in proportion to their size (together: the parent).
-        const cost = Math.ceil((parent * run_bytes) / in_parent);
-        next_offset = this.push(Buffer.from(b.buffer, b.byteOffset, run_bytes), cost, batches, i, j, next_offset);
+      const in_parent = large.get(b.buffer) ?? 0;
+      if (r.bytes > SLAB_RUN_MAX_BYTES && in_parent * 4 >= parent * 3 && parent <= this.tier.budget_bytes) {
+        flushCopies(r.from);
+        // The large runs of one parent share its cost in proportion to their size (together: the parent).
+        const cost = Math.ceil((parent * r.bytes) / in_parent);
+        next_offset = this.push(Buffer.from(b.buffer, b.byteOffset, r.bytes), cost, batches, r.from, r.to, next_offset);
         added += cost;
       } else {
-        if (copy_from < 0) copy_from = i;
-        copy_bytes += run_bytes;
+        if (copy_from < 0) copy_from = r.from;
+        copy_bytes += r.bytes;
       }
-      i = j;
     }
     flushCopies(batches.length);
     this.tier.account(added);
