@@ -8,8 +8,8 @@ import { readBuffers } from '../base/buffer-pool.js';
  * It is write-through: a partition adds batches only after they are written to its segment file,
  * so evicting from memory never loses anything. The log owns appended batches (append() takes
  * ownership), so a run of batches that lies back to back in one parent buffer (one produce
- * request's record set) is kept as it is, without a copy, when the batches added from that parent
- * fill at least 3/4 of it (one run, or several: a Raft follower's frame holds several entries with
+ * request's record set) is kept as it is, without a copy, when the large runs added from that
+ * parent fill at least 3/4 of it (one run, or several: a Raft follower's frame holds several entries with
  * a few bytes of framing between them): the parent's runs share its size as their cost against
  * the budget, so the budget still bounds the memory really retained (give or take one parent per
  * partition whose oldest runs were evicted while its newest are still held). Copying every large batch cost a page fault per fresh 4 KiB and most of
