@@ -12,7 +12,8 @@ import { readBuffers } from '../base/buffer-pool.js';
  * parent fill at least 3/4 of it (one run, or several: a Raft follower's frame holds several entries with
  * a few bytes of framing between them): the parent's runs share its size as their cost against
  * the budget, so the budget still bounds the memory really retained (give or take one parent per
- * partition whose oldest runs were evicted while its newest are still held). Copying every large batch cost a page fault per fresh 4 KiB and most of
+ * partition whose oldest runs were evicted while its newest are still held, and one per Raft
+ * suffix cut that removed a parent's later runs but not its earlier ones). Copying every large batch cost a page fault per fresh 4 KiB and most of
  * the produce path's CPU at 64 KiB records. Small runs (up to SLAB_RUN_MAX_BYTES) and batches cut
  * from a larger network buffer are copied instead, into the partition's open **slab**: one owned
  * buffer (64 KiB, doubling per slab up to 1 MiB, and at most an eighth of the partition's fair
