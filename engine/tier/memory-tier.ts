@@ -157,29 +157,28 @@ export class PartitionTail {
       copy_bytes = 0;
     };
     // The runs: the longest stretches of batches that lie back to back in one parent buffer.
-    const runs: Array<{ from: number; to: number; bytes: number }> = [];
+    const runs: Array<{ from: number; to: number; bytes: number; parent: ArrayBufferLike }> = [];
     for (let i = 0; i < batches.length; ) {
       const b = batches[i]!;
       let j = i + 1;
       let end = b.byteOffset + b.length;
       while (j < batches.length && batches[j]!.buffer === b.buffer && batches[j]!.byteOffset === end) end += batches[j++]!.length;
-      runs.push({ from: i, to: j, bytes: end - b.byteOffset });
+      runs.push({ from: i, to: j, bytes: end - b.byteOffset, parent: b.buffer });
       i = j;
     }
     // Bytes of the large runs in each parent buffer: a Raft follower's frame holds several entries
     // with a few bytes of framing between them, so no single run fills it, but together they do.
     // (Small runs are copied, so they do not count towards keeping the parent.)
     const large = new Map<ArrayBufferLike, number>();
-    for (const r of runs) if (r.bytes > SLAB_RUN_MAX_BYTES) large.set(batches[r.from]!.buffer, (large.get(batches[r.from]!.buffer) ?? 0) + r.bytes);
+    for (const r of runs) if (r.bytes > SLAB_RUN_MAX_BYTES) large.set(r.parent, (large.get(r.parent) ?? 0) + r.bytes);
     for (const r of runs) {
-      const b = batches[r.from]!;
-      const parent = b.buffer.byteLength;
-      const in_parent = large.get(b.buffer) ?? 0;
+      const parent = r.parent.byteLength;
+      const in_parent = large.get(r.parent) ?? 0;
       if (r.bytes > SLAB_RUN_MAX_BYTES && in_parent * 4 >= parent * 3 && parent <= this.tier.budget_bytes) {
         flushCopies(r.from);
         // The large runs of one parent share its cost in proportion to their size (together: the parent).
         const cost = Math.ceil((parent * r.bytes) / in_parent);
-        next_offset = this.push(Buffer.from(b.buffer, b.byteOffset, r.bytes), cost, batches, r.from, r.to, next_offset);
+        next_offset = this.push(Buffer.from(r.parent, batches[r.from]!.byteOffset, r.bytes), cost, batches, r.from, r.to, next_offset);
         added += cost;
       } else {
         if (copy_from < 0) copy_from = r.from;

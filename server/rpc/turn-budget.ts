@@ -2,6 +2,8 @@ import { ReplayPacer, type PacerOptions } from './replay-pacer.js';
 
 /** The event-loop delay sampler's timer interval, ms. */
 const LAG_TICK_MS = 5;
+/** Control periods without a catch-up frame after which the control loop and its sampler stop. */
+const IDLE_PERIODS = 10;
 
 /**
  * How much catch-up replay one turn of the event loop may send, and how fast.
@@ -201,15 +203,14 @@ export class TurnBudget {
       // A cut starts from an empty bucket, so it takes effect at once.
       this.tokens = Math.min(this.tokens, 0);
       this.refilled = performance.now();
-    } else if (rate !== before) {
-      if (this.refill_timer && rate === Infinity) {
-        clearTimeout(this.refill_timer);
-        this.refill_timer = null;
-        this.arm();
-      }
+    } else if (rate === Infinity && this.refill_timer) {
+      // The limit is lifted: frames waiting for tokens go at the next turn.
+      clearTimeout(this.refill_timer);
+      this.refill_timer = null;
+      this.arm();
     }
     // No catch-up frame for a while: stop sampling until the next one.
     this.idle_periods = sample.replayed_bytes === 0 && !sample.waiting ? this.idle_periods + 1 : 0;
-    if (this.idle_periods >= 10) this.stopControl();
+    if (this.idle_periods >= IDLE_PERIODS) this.stopControl();
   };
 }
