@@ -114,7 +114,7 @@ function syncRound(relay: ModelLog, up: ModelLog, n: number): Outcome {
       case 'wait':
         return 'wait';
       case 'reset':
-        expect(a.to).toBeLessThan(relay.start);
+        expect(a.to).toBeLessThanOrEqual(relay.start); // nothing the relay holds is left upstream
         relay.truncateTo(relay.start);
         relay.resets++;
         relay.start = a.to;
@@ -210,6 +210,22 @@ test('relay sync: every relay stays a prefix of its upstream through crashes, re
       else expect(L.end).toBe(M.end);
       for (let o = Math.max(L.start, M.start); o < Math.min(L.end, M.end); o++) expect(L.at(o)).toEqual(M.at(o));
     }),
-    { seed, numRuns: runs },
+    {
+      seed,
+      numRuns: runs,
+      examples: [
+        // CI, seed 1403622443: L's only record was a tail the origin lost, and the origin's
+        // retention had deleted that offset, so the cut fell at L's own log start (a reset).
+        [[
+          { t: 'append', n: 2 },
+          { t: 'sync', who: 'L', via_origin: true, n: 2 },
+          { t: 'crash', lose: 1 },
+          { t: 'retain', who: 'L', keep: 1 },
+          { t: 'append', n: 2 },
+          { t: 'retain', who: 'origin', keep: 1 },
+          { t: 'sync', who: 'L', via_origin: true, n: 1 },
+        ]],
+      ],
+    },
   );
 });

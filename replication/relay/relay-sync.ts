@@ -46,7 +46,10 @@ export type SyncAction =
   | { kind: 'fetch'; from: number; mark_epoch?: number }
   | { kind: 'wait'; why: string }
   | { kind: 'gap'; local_end: number; upstream_log_start: number }
-  /** Diverged below the relay's own log start: everything it holds is gone upstream; empty it and start at `to`. */
+  /**
+   * Diverged at or below the relay's own log start: everything it holds is gone upstream; empty it
+   * and start at `to` (then, as any empty relay, at the upstream's log start if `to` is gone there).
+   */
   | { kind: 'reset'; to: number };
 
 export function decide(local: LocalView, up: UpstreamView): SyncAction {
@@ -65,7 +68,8 @@ export function decide(local: LocalView, up: UpstreamView): SyncAction {
     // (the end of the last epoch both hold). At or past this relay's end: no divergence.
     const common = Math.min(up.end_offset, local.end);
     if (common < local.end) {
-      if (common < local.log_start) return { kind: 'reset', to: common };
+      // Nothing the relay holds survives upstream (a cut at its own log start empties it too).
+      if (common <= local.log_start) return { kind: 'reset', to: common };
       return { kind: 'truncate', to: common };
     }
   } else if (mismatch) {
