@@ -381,11 +381,19 @@ function checkLayout(h: Harness): void {
   if (segs.length === 0) fail('partition has no segments');
   eq(segs[0]!.base_offset, m.log_start, 'first segment base offset = log start offset');
   let expected_base = m.log_start;
+  let sealing = 0;
   segs.forEach((s, i) => {
     const last = i === segs.length - 1;
     const what = `segment ${s.base_offset}`;
     eq(s.base_offset, expected_base, `${what}: segments are contiguous`);
-    eq(s.sealed, !last, `${what}: sealed (all but the last)`);
+    // All but the last are sealed; except that under fsync=never|interval a roll seals the old
+    // segment in the background (PartitionLog.syncRolled), oldest first: the segments still being
+    // sealed are the newest before the active one.
+    if (last) eq(s.sealed, false, `${what}: the active segment is not sealed`);
+    else if (!s.sealed) {
+      if (h.fsync.policy === 'always') fail(`${what}: under fsync=always every rolled segment is sealed at once`);
+      sealing++;
+    } else if (sealing > 0) fail(`${what}: sealed after an older segment that is still being sealed`);
     if (!s.path.endsWith(`${String(s.base_offset).padStart(20, '0')}.log`)) fail(`${what}: file ${s.path} is not named by its base offset`);
     const bs = m.batchesIn(s.base_offset, s.next_offset);
     const covered = bs.length === 0 ? s.next_offset === s.base_offset : bs[0]!.base === s.base_offset && bs.at(-1)!.next === s.next_offset;
@@ -622,6 +630,8 @@ async function doRoll(h: Harness): Promise<void> {
   const had_data = before.at(-1)!.size_bytes > 0;
   eq(after.length, before.length + (had_data ? 1 : 0), 'roll: segment count');
   if (had_data) eq(after.at(-1)!.base_offset, h.model.hw, 'roll: the new segment starts at the log end');
+  // An explicit roll returns once every segment it (or an earlier roll) left behind is sealed.
+  for (const s of after.slice(0, -1)) if (!s.sealed || s.durable_bytes !== s.size_bytes) fail(`roll: segment ${s.base_offset} is not sealed and durable after roll()`);
 }
 
 /** The retention rule, restated: oldest sealed segments go while the rest still meets retention.bytes, or while they are older than retention.ms (by their newest record). */

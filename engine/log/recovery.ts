@@ -16,6 +16,11 @@ import { Segment, parseSegmentFileName } from './segment.js';
  *   a fault at or after the catalog's `durable_bytes` (bytes known fsynced) is a torn tail and is
  *   truncated; a fault before it is corruption. Without a catalog record, only a fault that nothing
  *   sound follows (it runs to EOF, or only zeros follow) counts as a torn tail.
+ * - A rolled segment whose fdatasync had not finished (fsync=interval|never roll in the background:
+ *   its record is not sealed) is judged as the active one, provided no later segment holds anything
+ *   recorded durable (a segment is recorded durable only after every segment before it is sealed).
+ *   A torn tail in it ends the log there: it is cut, and the later segments, written after the
+ *   torn point and never made durable, are deleted.
  */
 
 export interface RecoveredPartition {
@@ -45,6 +50,8 @@ export async function recoverPartition(dir: string, key: PartitionKey, catalog: 
   const segments: Segment[] = [];
   let truncated_bytes = 0;
   let merged_leftovers = 0;
+  /** Where a torn tail in a rolled, unsynced segment ended the log (later files deleted), or -1. */
+  let cut_at = -1;
   for (let i = 0; i < names.length; i++) {
     const seg = Segment.at(dir, names[i]!);
     const prev = segments[segments.length - 1];
@@ -62,7 +69,25 @@ export async function recoverPartition(dir: string, key: PartitionKey, catalog: 
         indexer.resumeAt(seg.base_offset, floor ? floor.position : -1);
       }
     } else {
-      truncated_bytes += await rescan(seg, size, is_last, rec, key, catalog, indexer, names.slice(i + 1));
+      const later = names.slice(i + 1);
+      // Nothing after this segment was ever recorded durable: a tail torn in it may end the log.
+      const may_end = !is_last && rec !== undefined && !rec.sealed && later.every((b) => !records.get(b)?.sealed && (records.get(b)?.durable_bytes ?? 0) === 0);
+      const r = await rescan(seg, size, is_last, rec, key, catalog, indexer, later, may_end);
+      truncated_bytes += r.truncated;
+      if (r.ends_log) {
+        for (const base of later) {
+          truncated_bytes += (await stat(segmentPath(dir, base))).size;
+          await unlink(segmentPath(dir, base));
+          void catalog.removeSegment(key, base);
+        }
+        catalog.dropIndexRange(key, { from_offset: seg.next_offset });
+        catalog.dropEpochsFrom(key, seg.next_offset);
+        await syncDir(dir);
+        cut_at = seg.next_offset;
+        segments.push(seg);
+        void catalog.putSegment(key, seg.base_offset, seg.record(false));
+        break;
+      }
     }
     seg.sealed = !is_last;
     if (seg.sealed) seg.durable_bytes = seg.size_bytes;
@@ -88,6 +113,10 @@ export async function recoverPartition(dir: string, key: PartitionKey, catalog: 
     }
   }
   for (const base of missing) {
+    if (cut_at >= 0 && base >= cut_at) {
+      void catalog.removeSegment(key, base); // past the end of a log cut at a torn tail
+      continue;
+    }
     if (!segments.some((seg) => seg.base_offset < base && base < seg.next_offset)) throw missingSegment(dir, base);
     void catalog.removeSegment(key, base);
     catalog.dropSegmentIndex(key, base, Number.MAX_SAFE_INTEGER);
@@ -120,7 +149,9 @@ async function rescan(
   indexer: Indexer,
   /** Base offsets of the later segment files (this one must end at one of them), empty for the last. */
   later_bases: number[],
-): Promise<number> {
+  /** A rolled segment whose seal never became durable, with nothing durable after it: a torn tail ends the log here. */
+  may_end = false,
+): Promise<{ truncated: number; ends_log: boolean }> {
   const durable = rec?.durable_bytes ?? 0;
   // A sealed segment smaller than recorded is either damage or a compacted replacement whose
   // catalog update a crash cut off (the record may even predate the roll that sealed it): it is
@@ -143,19 +174,23 @@ async function rescan(
     });
     if (ix !== indexer) indexer.running_max_ts = Math.max(indexer.running_max_ts, ix.running_max_ts);
     let truncated = 0;
+    let ends_log = false;
     if (maybe_compacted && (result.fault || !later_bases.includes(result.next_offset))) {
       throw corruptSegment(seg.path, result.fault?.position ?? size, `the file is ${size} bytes but ${durable} bytes were fsynced to it, and it is not a compacted copy of the same offsets`);
     }
     if (result.fault) {
       const f = result.fault;
-      const torn = is_last && (rec ? f.position >= durable : f.at_tail);
+      const torn = (is_last || may_end) && (rec ? f.position >= durable : f.at_tail);
       if (!torn) {
         const where = is_last ? 'before the durable tail of the active segment' : 'in a sealed segment';
         throw corruptSegment(seg.path, f.position, `${f.reason} (${where})`);
       }
       truncated = size - f.position;
+      ends_log = !is_last;
       await fh.truncate(f.position);
       await fh.datasync();
+    } else if (may_end && result.next_offset !== later_bases[0]) {
+      ends_log = true; // the power loss cut it at a batch boundary: sound, but short of the next file
     }
     seg.size_bytes = result.end_position;
     seg.next_offset = result.next_offset;
@@ -163,7 +198,7 @@ async function rescan(
     seg.first_append_ms = rec?.first_append_ms ?? 0;
     seg.durable_bytes = result.end_position;
     seg.verified.add(0, result.end_position); // every batch was just CRC-checked
-    return truncated;
+    return { truncated, ends_log };
   } catch (err) {
     if ((err as { code?: string }).code === 'CORRUPT_SEGMENT') throw err;
     throw storageError(`recovering ${seg.path}`, err);

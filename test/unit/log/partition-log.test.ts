@@ -1,4 +1,6 @@
 import { readdirSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { LogStore, ManualClock, checkBatch, forEachBatch, readBatchHeader } from '../../../engine/index.js';
 import { batchOf, readAll, recordsOf } from '../../support/batches.js';
@@ -173,6 +175,59 @@ describe('segments', () => {
     clock.advance(2_000);
     await p.append(batchOf(1));
     expect(p.segmentInfo().map((s) => s.base_offset)).toEqual([0, 2]);
+  });
+
+  test('under fsync=never a roll does not wait for the old segment\'s fdatasync; flush() and roll() wait for its seal', async () => {
+    await store.createTopic('t', { segment_bytes: 16 * 1024, fsync: { policy: 'never' } });
+    const p = store.partition('t', 0);
+    for (let i = 0; i < 15; i++) await p.append(batchOf(1, 'x', 1, 1000));
+    expect(p.segmentInfo().length).toBe(1);
+    // Every fdatasync waits until the gate opens (a slow disk flushing a second of writes).
+    const probe = await open(join(dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { datasync: (...a: unknown[]) => Promise<void> };
+    await probe.close();
+    const real = proto.datasync;
+    let opened!: () => void;
+    const gate = new Promise<void>((resolve) => (opened = resolve));
+    let calls = 0;
+    proto.datasync = function (this: unknown, ...a: unknown[]) {
+      calls++;
+      return gate.then(() => real.apply(this, a));
+    };
+    try {
+      // These cross the roll: each resolves while the old segment's fdatasync is held (the timer
+      // only bounds the test if a roll waits for it: the old code hung here).
+      const appended = (async () => {
+        for (let i = 0; i < 10; i++) await p.append(batchOf(1, 'y', 1, 1000));
+        return 'appended';
+      })();
+      expect(await Promise.race([appended, new Promise((r) => setTimeout(() => r('held by the fdatasync'), 5_000))])).toBe('appended');
+      const segs = p.segmentInfo();
+      expect(segs.length).toBe(2);
+      expect(calls).toBe(1);
+      expect(segs[0]).toMatchObject({ sealed: false, durable_bytes: 0 });
+      expect(store.catalog.listSegments(['t', 0])[0]!.record).toMatchObject({ sealed: false, durable_bytes: 0 });
+      expect((await readAll(p)).length).toBe(25); // readable meanwhile
+      // flush() makes nothing durable ahead of the rolled segment: it waits for its seal.
+      let flushed = false;
+      const flush = p.flush().then(() => (flushed = true));
+      for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+      expect(flushed).toBe(false);
+      opened();
+      await flush;
+      const after = p.segmentInfo();
+      expect(after[0]).toMatchObject({ sealed: true, durable_bytes: segs[0]!.size_bytes });
+      expect(after[1]!.durable_bytes).toBe(after[1]!.size_bytes);
+      await store.catalog.flush();
+      expect(store.catalog.listSegments(['t', 0])[0]!.record).toMatchObject({ sealed: true, durable_bytes: segs[0]!.size_bytes });
+      // An explicit roll returns with the segment it sealed durable.
+      await p.append(batchOf(1, 'z', 1, 1000));
+      await p.roll();
+      expect(p.segmentInfo().at(-2)).toMatchObject({ sealed: true });
+    } finally {
+      proto.datasync = real;
+      opened();
+    }
   });
 
   test('retention by bytes deletes whole sealed segments only', async () => {

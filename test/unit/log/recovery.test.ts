@@ -174,6 +174,50 @@ describe('recovery', () => {
     expect(existsSync(segs[1]!.path)).toBe(true);
   });
 
+  /**
+   * The state a power loss can leave under fsync=interval|never, where a roll's fdatasync runs in
+   * the background: segment `i` rolled but its seal never reached the catalog (record not sealed,
+   * nothing durable), the segments after it were written but never made durable either, and the
+   * disk kept only part of segment i's last batch.
+   */
+  async function rolledButUnsynced(later_durable: boolean) {
+    const { s, p, segs } = await fill({ policy: 'never' }, 150, 16 * 1024);
+    expect(segs.length).toBeGreaterThanOrEqual(3);
+    const want = await readAll(p);
+    const i = 1;
+    const key = ['t', 0] as const;
+    const recs = new Map(s.catalog.listSegments(key).map((x) => [x.base_offset, x.record] as const));
+    for (const seg of segs.slice(i)) {
+      const rec = recs.get(seg.base_offset)!;
+      await s.catalog.putSegment(key, seg.base_offset, { ...rec, sealed: false, durable_bytes: 0 });
+    }
+    const last = segs.at(-1)!;
+    if (later_durable) await s.catalog.putSegment(key, last.base_offset, { ...recs.get(last.base_offset)!, sealed: false, durable_bytes: 100 });
+    await crash(s);
+    truncateSync(segs[i]!.path, segs[i]!.size_bytes - 100);
+    return { segs, i, want };
+  }
+
+  test('a rolled segment torn before its background fdatasync ends the log there; the later, never durable segments go', async () => {
+    const { segs, i, want } = await rolledButUnsynced(false);
+    const p = (await openStore()).partition('t', 0);
+    // Segment i keeps every whole batch; its torn last batch and everything after it are gone.
+    const kept = want.filter((r) => r.offset < segs[i]!.next_offset - 3);
+    expect(p.highWatermark).toBe(segs[i]!.next_offset - 3);
+    expect(await readAll(p)).toEqual(kept);
+    for (const seg of segs.slice(i + 1)) expect(existsSync(seg.path)).toBe(false);
+    expect(p.segmentInfo().map((x) => x.base_offset)).toEqual(segs.slice(0, i + 1).map((x) => x.base_offset));
+    expect(p.recovered_truncated_bytes).toBeGreaterThan(segs.slice(i + 1).reduce((n, x) => n + x.size_bytes, 0));
+    expect(await p.offsetForTimestamp(1_000_000 + 149)).toBeNull(); // the time index forgot the cut batches
+    expect(await p.append(batchOf(1, 'after'))).toEqual({ base_offset: p.highWatermark - 1, last_offset: p.highWatermark - 1 });
+  });
+
+  test('a torn rolled segment is still corruption when a later segment was recorded durable', async () => {
+    const { segs, i } = await rolledButUnsynced(true);
+    await expect(LogStore.open({ dir, disk_free_floor_bytes: 0 })).rejects.toMatchObject({ code: 'CORRUPT_SEGMENT', details: { file: segs[i]!.path } });
+    for (const seg of segs.slice(i + 1)) expect(existsSync(seg.path)).toBe(true);
+  });
+
   test('a deleted LMDB catalog is rebuilt from the segments on open', async () => {
     const { s } = await fill({ policy: 'always' }, 80, 16 * 1024);
     const p0 = s.partition('t', 0);
