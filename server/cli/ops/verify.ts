@@ -22,7 +22,8 @@ import { archiveReader, fileReader, type SegmentReader } from './sources.js';
  *    segment (a record the next open would trust must match the file); the sparse offset and time
  *    index entries (each must point at the start of the batch it names; time keys must cover the
  *    batches up to them). Damage in the active segment past its last fsync is a torn tail, which the
- *    next open cuts: reported as a note, not a fault, exactly as recovery would judge it.
+ *    next open cuts: reported as a note, not a fault, exactly as recovery would judge it (so is one
+ *    in a rolled segment whose background fsync never finished, with nothing durable after it).
  *  - every archived segment (with --archive URL): its sidecar (the archive's manifest) against the
  *    catalog, the object's size and the CRC-32C of its whole content against the manifest, then
  *    every batch as above; and the archived segments' offsets are contiguous up to the SSD tier.
@@ -271,9 +272,21 @@ async function verifyPartition(plan: PartitionPlan, catalog: Catalog | null, sto
   /** The segment the files so far add up to: where the next file must begin. */
   let prev: { path: string; next_offset: number | null; ends_damaged: boolean } | null = null;
   const covered: Array<[number, number]> = [];
+  /** Where a torn tail in a rolled, never-sealed segment ends the log (the next open deletes what follows). */
+  let log_ends: { path: string } | null = null;
   for (const [i, seg] of local.entries()) {
     const active = i === local.length - 1;
     const rec = seg.record;
+    if (log_ends !== null) {
+      note('ssd', seg.path, `written after the torn tail of ${log_ends.path} and never made durable; the next open deletes it`);
+      report.ssd.segments++;
+      report.ssd.bytes += seg.file_bytes;
+      continue;
+    }
+    // A rolled segment whose background fdatasync never completed (its record is not sealed), with
+    // nothing recorded durable after it: recovery judges it like the active segment.
+    const later = local.slice(i + 1);
+    const may_end = !active && rec !== null && !rec.sealed && later.every((s) => !s.record?.sealed && (s.record?.durable_bytes ?? 0) === 0);
     // A merge of small compacted segments that stopped before deleting the files it copied leaves
     // them behind a segment that already runs past them (the next open deletes them).
     const leftover = prev !== null && prev.next_offset !== null && !prev.ends_damaged && seg.base_offset < prev.next_offset && local.some((s) => s.base_offset === prev!.next_offset);
@@ -299,14 +312,15 @@ async function verifyPartition(plan: PartitionPlan, catalog: Catalog | null, sto
 
     // Damage in the active segment at or past its last fsync (or, without a catalog record, damage
     // that nothing sound follows) is a torn tail: the next open cuts it. Recovery's own rule.
-    const torn_at = active ? walk.faults.findIndex((f) => (rec ? f.position >= rec.durable_bytes : f.at_tail)) : -1;
+    const torn_at = active || may_end ? walk.faults.findIndex((f) => (rec ? f.position >= rec.durable_bytes : f.at_tail)) : -1;
     const corrupt = torn_at >= 0 ? walk.faults.slice(0, torn_at) : walk.faults;
     for (const f of corrupt) {
       fault({ tier: 'ssd', kind: f.reason.includes('contiguous') ? 'continuity' : 'batch', file: seg.path, position: f.position, offset: f.offset, reason: `${f.reason}${f.skipped_bytes > 0 ? `; ${f.skipped_bytes} byte(s) up to the next sound batch` : ''}` });
     }
     if (torn_at >= 0) {
       const f = walk.faults[torn_at]!;
-      note('ssd', seg.path, `torn tail: ${seg.file_bytes - f.position} byte(s) from byte ${f.position} were never acknowledged as durable (${f.reason}); the next open cuts them`);
+      note('ssd', seg.path, `torn tail: ${seg.file_bytes - f.position} byte(s) from byte ${f.position} were never acknowledged as durable (${f.reason}); the next open cuts them${active ? '' : ` and deletes the ${later.length} later segment(s)`}`);
+      if (!active) log_ends = { path: seg.path };
     }
     check.finish(seg.file_bytes, !active);
     for (const f of index_faults) report.faults.push(f);

@@ -67,6 +67,36 @@ describe('relaylog verify tells damage from a torn tail and keeps going', () => 
     expect(report.notes).toContainEqual({ tier: 'ssd', topic: 'a', partition: 0, file: active, message: expect.stringMatching(/^torn tail: 300 byte\(s\) from byte \d+ were never acknowledged as durable .*; the next open cuts them$/) });
   });
 
+  test('a torn rolled segment whose background fdatasync never finished is a tail too: verify and the next open agree', async () => {
+    const d = join(tmp.dir, 'rolled-unsynced');
+    const store = await LogStore.open({ dir: d, retention_check_interval_ms: 0, compaction_interval_ms: 0 });
+    await store.createTopic('a', { segment_bytes: 16 * 1024, fsync: { policy: 'never' } });
+    for (let i = 0; i < 120; i++) await store.partition('a', 0).append(encodeBatch([{ value: `v${i}`.padEnd(400, '-') }]));
+    // What a power loss can leave: segment 1's seal never reached the catalog, nothing after it
+    // was made durable, and the disk kept only part of its last batch.
+    const files = segments(d);
+    expect(files.length).toBeGreaterThanOrEqual(3);
+    const recs = store.catalog.listSegments(['a', 0]);
+    for (const r of recs.slice(1)) await store.catalog.putSegment(['a', 0], r.base_offset, { ...r.record, sealed: false, durable_bytes: 0 });
+    await store.abandon();
+    const size = readFileSync(files[1]!).length;
+    writeFileSync(files[1]!, readFileSync(files[1]!).subarray(0, size - 100));
+    const { code, report } = await verify(d);
+    expect(report.faults).toEqual([]);
+    expect(code).toBe(0);
+    expect(report.notes).toContainEqual({ tier: 'ssd', topic: 'a', partition: 0, file: files[1]!, message: expect.stringMatching(new RegExp(`^torn tail: \\d+ byte\\(s\\) from byte \\d+ .*; the next open cuts them and deletes the ${files.length - 2} later segment\\(s\\)$`)) });
+    for (const f of files.slice(2)) expect(report.notes).toContainEqual({ tier: 'ssd', topic: 'a', partition: 0, file: f, message: expect.stringMatching(/never made durable; the next open deletes it$/) });
+    // The next open does what verify said.
+    const reopened = await LogStore.open({ dir: d, retention_check_interval_ms: 0, compaction_interval_ms: 0 });
+    try {
+      expect(segments(d)).toEqual(files.slice(0, 2));
+      expect(reopened.partition('a', 0).highWatermark).toBe(recs[2]!.base_offset - 1);
+    } finally {
+      await reopened.close();
+    }
+    expect((await verify(d)).report.clean).toBe(true);
+  });
+
   test('a broken length field in a sealed segment: the fault is reported and every later batch is still checked', async () => {
     const d = copy();
     const file = segments(d)[1]!;
