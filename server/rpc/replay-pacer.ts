@@ -9,9 +9,11 @@
  * yields to appends"). Catch-up readers are bulk work; a producer's ack is not. So, while appends
  * arrive and catch-up frames flow, the controller watches the longest event-loop delay of each
  * period and:
- *   - above `lag_target_ms`: halves the catch-up rate (from what actually flowed), never below
- *     `floor_bytes_per_s`, so every reader still makes progress;
- *   - at or below it: raises the rate by `floor_bytes_per_s` per period (additive increase,
+ *   - above `lag_target_ms` in a period in which appends arrived: halves the catch-up rate (from
+ *     what actually flowed), never below `floor_bytes_per_s`, so every reader still makes progress;
+ *   - at or below it, or in a period without an append (a late loop then delayed no append; it is
+ *     often the replay's own work, and a replay that starts right after producers stop must not
+ *     be cut for it, as it was: 0.4 GB/s instead of 1 GB/s for its first second): raises the rate by `floor_bytes_per_s` per period (additive increase,
  *     multiplicative decrease, as TCP probes for bandwidth), and lifts the limit altogether once
  *     it is 4× what the readers take and no frame is waiting for it (it no longer binds);
  *   - with no append for `QUIET_PERIODS` periods, or no catch-up frame sent or waiting: no limit.
@@ -58,7 +60,7 @@ export class ReplayPacer {
     this.quiet = s.appends > 0 ? 0 : this.quiet + 1;
     if (this.o.lag_target_ms <= 0 || this.quiet >= QUIET_PERIODS || (s.replayed_bytes === 0 && !s.waiting)) return (this.rate = Infinity);
     const flowed = (s.replayed_bytes * 1000) / this.o.period_ms;
-    if (s.lag_max_ms > this.o.lag_target_ms) {
+    if (s.lag_max_ms > this.o.lag_target_ms && s.appends > 0) {
       this.rate = Math.max(this.o.floor_bytes_per_s, Math.min(this.rate, flowed) * DECREASE);
     } else if (Number.isFinite(this.rate)) {
       this.rate += this.o.floor_bytes_per_s;

@@ -43,6 +43,14 @@ test('producers stopping lifts the limit after QUIET_PERIODS periods without an 
   expect(p.step(busy(1, 1, 0))).toBe(Infinity);
 });
 
+test('a late loop in a period without an append is no cut: it delayed no append (often it is the replay itself)', () => {
+  const p = new ReplayPacer(opts);
+  p.step(busy(12, 6.4)); // producers write: cut to the floor
+  expect(p.rate).toBe(32 * MiB);
+  expect(p.step(busy(30, 3.2, 0))).toBe(64 * MiB); // late, but no append arrived: raised
+  expect(p.step(busy(30, 3.2, 1))).toBe(32 * MiB); // late with an append: cut again
+});
+
 test('a lag target of 0 turns pacing off', () => {
   const p = new ReplayPacer({ ...opts, lag_target_ms: 0 });
   expect(p.step(busy(500, 70))).toBe(Infinity);

@@ -140,6 +140,29 @@ test('a late loop with no producer writing never paces replay', async () => {
   await neverPaced(pacing, { producing: false, late: true });
 });
 
+test('a replay that starts after producers stopped is not paced for the lateness it causes itself', async () => {
+  const b = new TurnBudget(64 * KiB, 1 * KiB, pacing);
+  try {
+    // Producers write while an earlier replay runs (the pacer sees their appends), then that replay
+    // ends and the control loop stops; the producers stop too.
+    await replayFor(b, { ms: 100, window_ms: 0, producing: true, late: false });
+    const until = performance.now() + 5_000;
+    while (b.sampling && performance.now() < until) {
+      b.noteAppend();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(b.sampling).toBe(false);
+    // A new catch-up replay on a loop that runs late (its own work): no append arrives, no cut.
+    expect(b.rate).toBe(Infinity);
+    const paced_before = b.paced;
+    await replayFor(b, { ms: 600, window_ms: 0, producing: false, late: true });
+    expect(b.paced).toBe(paced_before);
+    expect(b.rate).toBe(Infinity);
+  } finally {
+    b.close();
+  }
+});
+
 test('an on-time loop is never paced, producers or not', async () => {
   // A target well above what a busy test machine's scheduling adds (the loop here is never held).
   expect(await neverPaced({ ...pacing, lag_target_ms: 100 }, { producing: true, late: false })).toBe(true);
