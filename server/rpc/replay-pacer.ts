@@ -11,11 +11,12 @@
  * period and:
  *   - above `lag_target_ms` in a period in which appends arrived: halves the catch-up rate (from
  *     what actually flowed), never below `floor_bytes_per_s`, so every reader still makes progress;
- *   - at or below it, or in a period without an append (a late loop then delayed no append; it is
- *     often the replay's own work, and a replay that starts right after producers stop must not
- *     be cut for it, as it was: 0.4 GB/s instead of 1 GB/s for its first second): raises the rate by `floor_bytes_per_s` per period (additive increase,
- *     multiplicative decrease, as TCP probes for bandwidth), and lifts the limit altogether once
- *     it is 4× what the readers take and no frame is waiting for it (it no longer binds);
+ *   - at or below it, or in a period without an append: raises the rate by `floor_bytes_per_s`
+ *     per period (additive increase, multiplicative decrease, as TCP probes for bandwidth), and
+ *     lifts the limit altogether once it is 4× what the readers take and no frame is waiting for
+ *     it (it no longer binds). A late loop in a period without an append delayed no append, and
+ *     it is often the replay's own work: a replay that started right after producers stopped was
+ *     cut for it (0.4 GB/s instead of 1 GB/s for its first second);
  *   - with no append for `QUIET_PERIODS` periods, or no catch-up frame sent or waiting: no limit.
  * Replay with no producer writing is never slowed, and a live tail's small frames are never paced.
  */
