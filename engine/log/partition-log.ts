@@ -827,7 +827,8 @@ export class PartitionLog {
           seg.sealed = true;
           seg.durable_bytes = size;
           void this.deps.catalog.putSegment(this.key, seg.base_offset, seg.record());
-          await seg.closeHandle(); // reopened read-only on next read
+          // Reopened read-only on next read; not under a scan that holds it (it runs outside the lock).
+          if (!seg.in_use) await seg.closeHandle();
         }
       })().finally(() => {
         if (this.rolled_sync === run) this.rolled_sync = null;
@@ -1124,6 +1125,9 @@ export class PartitionLog {
         return null;
       }
       this.compaction_swaps++;
+      // The seal records of the merged segments (structural() may have just written them) must be
+      // in the catalog before the rename: recovery judges a merged file by them.
+      await this.deps.catalog.flush();
       await rename(tmp, first.path);
       await syncDir(this.deps.dir);
       this.deps.hooks?.compaction?.('merge:renamed');
@@ -1482,6 +1486,7 @@ export class PartitionLog {
     if (this.closed_state !== 'open') return;
     // The segments before the active one first: no segment is recorded durable ahead of them.
     await this.settleRolled();
+    if (!this.isOpen()) return;
     const seg = this.active;
     const size = seg.size_bytes;
     const truncations = this.truncations;

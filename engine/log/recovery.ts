@@ -189,9 +189,12 @@ async function rescan(
       ends_log = !is_last;
       await fh.truncate(f.position);
       await fh.datasync();
-    } else if (may_end && result.next_offset !== later_bases[0]) {
+    } else if (may_end && result.next_offset < later_bases[0]!) {
       ends_log = true; // the power loss cut it at a batch boundary: sound, but short of the next file
     }
+    // What the catalog did not know durable is made durable before it is recorded so (below): a
+    // rolled segment whose background fdatasync a process crash cut off is only in the page cache.
+    if (!result.fault && !(rec?.sealed || (rec?.durable_bytes ?? 0) >= result.end_position)) await fh.datasync();
     seg.size_bytes = result.end_position;
     seg.next_offset = result.next_offset;
     seg.max_timestamp_ms = result.max_timestamp_ms;

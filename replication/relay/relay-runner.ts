@@ -282,7 +282,8 @@ class PartitionSync {
           this.runner.opts.logger.warn({ topic: this.topic, partition: this.partition, log_start: p.logStartOffset, end: p.logEndOffset, to: action.to }, 'relay holds only data its upstream lost; emptying it');
           try {
             await p.truncateTo(p.logStartOffset);
-            await p.startAt(action.to);
+            // Already there when the cut fell at the log start (startAt would refuse a relay with archived copies).
+            if (p.logEndOffset !== action.to) await p.startAt(action.to);
           } catch (err) {
             this.set('diverged', `logs agree only up to offset ${action.to}, below this relay's log start ${p.logStartOffset}, and the relay cannot empty itself (${(err as Error).message}); delete the relay's copy of the topic to re-sync`, 'error');
             return false;

@@ -321,6 +321,9 @@ async function verifyPartition(plan: PartitionPlan, catalog: Catalog | null, sto
       const f = walk.faults[torn_at]!;
       note('ssd', seg.path, `torn tail: ${seg.file_bytes - f.position} byte(s) from byte ${f.position} were never acknowledged as durable (${f.reason}); the next open cuts them${active ? '' : ` and deletes the ${later.length} later segment(s)`}`);
       if (!active) log_ends = { path: seg.path };
+    } else if (may_end && walk.faults.length === 0 && walk.next_offset !== null && walk.next_offset < later[0]!.base_offset) {
+      note('ssd', seg.path, `ends at offset ${walk.next_offset - 1}, short of the next segment (its background fsync never finished); the next open ends the log here and deletes the ${later.length} later segment(s)`);
+      log_ends = { path: seg.path };
     }
     check.finish(seg.file_bytes, !active);
     for (const f of index_faults) report.faults.push(f);

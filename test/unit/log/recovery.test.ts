@@ -1,4 +1,5 @@
 import { appendFileSync, existsSync, openSync, readFileSync, readSync, rmSync, statSync, truncateSync, writeFileSync, writeSync, closeSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { LogStore, forEachBatch, type FsyncPolicy } from '../../../engine/index.js';
@@ -216,6 +217,77 @@ describe('recovery', () => {
     const { segs, i } = await rolledButUnsynced(true);
     await expect(LogStore.open({ dir, disk_free_floor_bytes: 0 })).rejects.toMatchObject({ code: 'CORRUPT_SEGMENT', details: { file: segs[i]!.path } });
     for (const seg of segs.slice(i + 1)) expect(existsSync(seg.path)).toBe(true);
+  });
+
+  test('a rolled segment whose background seal a process crash cut off is fdatasynced before open records it sealed', async () => {
+    const { s, segs } = await fill({ policy: 'never' }, 150, 16 * 1024);
+    const key = ['t', 0] as const;
+    for (const r of s.catalog.listSegments(key).slice(1)) await s.catalog.putSegment(key, r.base_offset, { ...r.record, sealed: false, durable_bytes: 0 });
+    await crash(s);
+    const probe = await open(join(dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { datasync: (...a: unknown[]) => Promise<void> };
+    await probe.close();
+    const real = proto.datasync;
+    let calls = 0;
+    proto.datasync = function (this: unknown, ...a: unknown[]) {
+      calls++;
+      return real.apply(this, a);
+    };
+    try {
+      const s2 = await openStore();
+      await s2.catalog.flush();
+      expect(s2.catalog.listSegments(key)[1]!.record).toMatchObject({ sealed: true, durable_bytes: segs[1]!.size_bytes });
+      // One for each rescanned file that the catalog did not know durable (not the first: it was sealed).
+      expect(calls).toBeGreaterThanOrEqual(segs.length - 1);
+    } finally {
+      proto.datasync = real;
+    }
+  });
+
+  test('a merge renamed over a rolled segment whose seal record was not in the catalog yet keeps every record', async () => {
+    const { s, p, segs } = await fill({ policy: 'interval', interval_ms: 60_000 }, 200, 16 * 1024);
+    expect(segs.length).toBeGreaterThanOrEqual(4);
+    const want = await readAll(p);
+    const key = ['t', 0] as const;
+    for (const r of s.catalog.listSegments(key).slice(1)) await s.catalog.putSegment(key, r.base_offset, { ...r.record, sealed: false, durable_bytes: 0 });
+    await crash(s);
+    writeFileSync(segs[1]!.path, Buffer.concat([readFileSync(segs[1]!.path), readFileSync(segs[2]!.path)]));
+    const p2 = (await openStore()).partition('t', 0);
+    expect(await readAll(p2)).toEqual(want);
+    expect(existsSync(segs[2]!.path)).toBe(false); // the merge's leftover
+    for (const seg of segs.slice(3)) expect(existsSync(seg.path)).toBe(true);
+  });
+
+  test('the background seal does not close a handle that a scan under the lock is using', async () => {
+    const s = await LogStore.open({ dir, disk_free_floor_bytes: 0, retention_check_interval_ms: 0, memory_tier_bytes: 0 });
+    open_stores.push(s);
+    await s.createTopic('t', { segment_bytes: 20 * 1024 * 1024, fsync: { policy: 'never' }, max_message_bytes: 2 * 1024 * 1024 });
+    const p = s.partition('t', 0);
+    const probe = await open(join(dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { datasync: (...a: unknown[]) => Promise<void>; read: (...a: unknown[]) => Promise<unknown> };
+    await probe.close();
+    const real_sync = proto.datasync;
+    const real_read = proto.read;
+    let opened!: () => void;
+    const gate = new Promise<void>((r) => (opened = r));
+    proto.datasync = function (this: unknown, ...a: unknown[]) {
+      return gate.then(() => real_sync.apply(this, a));
+    };
+    try {
+      for (let i = 0; i < 21; i++) await p.append(batchOf(1, `k${i}`, 1_000_000 + i, 1024 * 1024)); // the last one rolls
+      expect(p.segmentInfo().length).toBe(2);
+      let reads = 0;
+      // The seal completes during rebuildIndexes' first chunk read of the rolled segment.
+      proto.read = function (this: unknown, ...a: unknown[]) {
+        if (++reads === 1) opened();
+        return real_read.apply(this, a);
+      };
+      await p.rebuildIndexes();
+    } finally {
+      proto.read = real_read;
+      proto.datasync = real_sync;
+      opened();
+    }
   });
 
   test('a deleted LMDB catalog is rebuilt from the segments on open', async () => {
