@@ -1,9 +1,8 @@
 import { readdirSync } from 'node:fs';
-import { open } from 'node:fs/promises';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { LogStore, ManualClock, checkBatch, forEachBatch, readBatchHeader } from '../../../engine/index.js';
 import { batchOf, readAll, recordsOf } from '../../support/batches.js';
+import { fileHandlePrototype } from '../../support/file-handle.js';
 import { tempDir } from '../../support/tmp.js';
 
 // The whole suite runs once per read-path configuration: SSD only, a memory tier so small that
@@ -183,9 +182,7 @@ describe('segments', () => {
     for (let i = 0; i < 15; i++) await p.append(batchOf(1, 'x', 1, 1000));
     expect(p.segmentInfo().length).toBe(1);
     // Every fdatasync waits until the gate opens (a slow disk flushing a second of writes).
-    const probe = await open(join(dir, 'probe'), 'w');
-    const proto = Object.getPrototypeOf(probe) as { datasync: (...a: unknown[]) => Promise<void> };
-    await probe.close();
+    const proto = await fileHandlePrototype(dir);
     const real = proto.datasync;
     let opened!: () => void;
     const gate = new Promise<void>((resolve) => (opened = resolve));

@@ -1,9 +1,9 @@
 import { appendFileSync, existsSync, openSync, readFileSync, readSync, rmSync, statSync, truncateSync, writeFileSync, writeSync, closeSync } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { LogStore, forEachBatch, type FsyncPolicy } from '../../../engine/index.js';
 import { batchOf, readAll } from '../../support/batches.js';
+import { fileHandlePrototype } from '../../support/file-handle.js';
 import { tempDir } from '../../support/tmp.js';
 
 let dir: string;
@@ -181,19 +181,21 @@ describe('recovery', () => {
    * nothing durable), the segments after it were written but never made durable either, and the
    * disk kept only part of segment i's last batch.
    */
+  /** Records segments `from`.. as rolled but never sealed or made durable (a background seal cut off). */
+  async function unsealFrom(s: LogStore, from: number): Promise<void> {
+    const key = ['t', 0] as const;
+    for (const r of s.catalog.listSegments(key).slice(from)) await s.catalog.putSegment(key, r.base_offset, { ...r.record, sealed: false, durable_bytes: 0 });
+  }
+
   async function rolledButUnsynced(later_durable: boolean) {
     const { s, p, segs } = await fill({ policy: 'never' }, 150, 16 * 1024);
     expect(segs.length).toBeGreaterThanOrEqual(3);
     const want = await readAll(p);
     const i = 1;
     const key = ['t', 0] as const;
-    const recs = new Map(s.catalog.listSegments(key).map((x) => [x.base_offset, x.record] as const));
-    for (const seg of segs.slice(i)) {
-      const rec = recs.get(seg.base_offset)!;
-      await s.catalog.putSegment(key, seg.base_offset, { ...rec, sealed: false, durable_bytes: 0 });
-    }
-    const last = segs.at(-1)!;
-    if (later_durable) await s.catalog.putSegment(key, last.base_offset, { ...recs.get(last.base_offset)!, sealed: false, durable_bytes: 100 });
+    await unsealFrom(s, i);
+    const last = s.catalog.listSegments(key).at(-1)!;
+    if (later_durable) await s.catalog.putSegment(key, last.base_offset, { ...last.record, durable_bytes: 100 });
     await crash(s);
     truncateSync(segs[i]!.path, segs[i]!.size_bytes - 100);
     return { segs, i, want };
@@ -222,11 +224,9 @@ describe('recovery', () => {
   test('a rolled segment whose background seal a process crash cut off is fdatasynced before open records it sealed', async () => {
     const { s, segs } = await fill({ policy: 'never' }, 150, 16 * 1024);
     const key = ['t', 0] as const;
-    for (const r of s.catalog.listSegments(key).slice(1)) await s.catalog.putSegment(key, r.base_offset, { ...r.record, sealed: false, durable_bytes: 0 });
+    await unsealFrom(s, 1);
     await crash(s);
-    const probe = await open(join(dir, 'probe'), 'w');
-    const proto = Object.getPrototypeOf(probe) as { datasync: (...a: unknown[]) => Promise<void> };
-    await probe.close();
+    const proto = await fileHandlePrototype(dir);
     const real = proto.datasync;
     let calls = 0;
     proto.datasync = function (this: unknown, ...a: unknown[]) {
@@ -248,8 +248,7 @@ describe('recovery', () => {
     const { s, p, segs } = await fill({ policy: 'interval', interval_ms: 60_000 }, 200, 16 * 1024);
     expect(segs.length).toBeGreaterThanOrEqual(4);
     const want = await readAll(p);
-    const key = ['t', 0] as const;
-    for (const r of s.catalog.listSegments(key).slice(1)) await s.catalog.putSegment(key, r.base_offset, { ...r.record, sealed: false, durable_bytes: 0 });
+    await unsealFrom(s, 1);
     await crash(s);
     writeFileSync(segs[1]!.path, Buffer.concat([readFileSync(segs[1]!.path), readFileSync(segs[2]!.path)]));
     const p2 = (await openStore()).partition('t', 0);
@@ -263,9 +262,7 @@ describe('recovery', () => {
     open_stores.push(s);
     await s.createTopic('t', { segment_bytes: 20 * 1024 * 1024, fsync: { policy: 'never' }, max_message_bytes: 2 * 1024 * 1024 });
     const p = s.partition('t', 0);
-    const probe = await open(join(dir, 'probe'), 'w');
-    const proto = Object.getPrototypeOf(probe) as { datasync: (...a: unknown[]) => Promise<void>; read: (...a: unknown[]) => Promise<unknown> };
-    await probe.close();
+    const proto = await fileHandlePrototype(dir);
     const real_sync = proto.datasync;
     const real_read = proto.read;
     let opened!: () => void;
